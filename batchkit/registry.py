@@ -1,0 +1,97 @@
+"""Backend registry: built-in backends by dotted path, third-party ones by entry point.
+
+Nothing is imported until asked for (like fsspec's registry), so ``import batchkit`` stays
+cheap and a backend whose optional dependency is missing only fails when it is used -- with
+a message that says what to install.
+
+Third-party packages register a backend in their ``pyproject.toml``::
+
+    [project.entry-points."batchkit.backends"]
+    mysched = "mypkg.backend:MySchedJobManager"
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import TYPE_CHECKING, Any
+
+from batchkit.errors import MissingDependencyError, UnknownBackendError
+
+if TYPE_CHECKING:
+    from batchkit.backends.base import JobManager
+
+ENTRY_POINT_GROUP = "batchkit.backends"
+
+#: name -> (import path "module:Class", what to install if the import fails)
+BUILTIN_BACKENDS: dict[str, tuple[str, str]] = {
+    "local": ("batchkit.backends.local:LocalJobManager", "batchkit"),
+    "slurm": ("batchkit.backends.slurm:SlurmJobManager", "batchkit[slurm]"),
+    "htcondor": ("batchkit.backends.htcondor:HTCondorJobManager", "batchkit[htcondor]"),
+}
+
+_registered: dict[str, str | type[JobManager]] = {}
+
+
+def register_backend(name: str, target: str | type[JobManager]) -> None:
+    """Register a backend class (or its ``"module:Class"`` path) under ``name`` at run time."""
+    _registered[name] = target
+
+
+def _entry_points() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    if sys.version_info >= (3, 10):
+        eps = entry_points(group=ENTRY_POINT_GROUP)
+    else:  # pragma: no cover - Python 3.9
+        eps = entry_points().get(ENTRY_POINT_GROUP, [])
+    return {ep.name: ep for ep in eps}
+
+
+def available_backends() -> list[str]:
+    """Names of every known backend: built-in, registered at run time and entry points."""
+    return sorted(set(BUILTIN_BACKENDS) | set(_registered) | set(_entry_points()))
+
+
+def _import(path: str, install: str) -> type[JobManager]:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"backend module {module_name} cannot be imported ({exc}); install it with: pip install '{install}'"
+        ) from exc
+    cls: type[JobManager] = getattr(module, attr)
+    return cls
+
+
+def get_backend_class(name: str) -> type[JobManager]:
+    """The JobManager class registered as ``name``."""
+    if name in _registered:
+        target = _registered[name]
+        return _import(target, name) if isinstance(target, str) else target
+    if name in BUILTIN_BACKENDS:
+        return _import(*BUILTIN_BACKENDS[name])
+    eps = _entry_points()
+    if name in eps:
+        try:
+            cls: type[JobManager] = eps[name].load()
+        except ImportError as exc:
+            dist = getattr(eps[name], "dist", None)
+            hint = f" (from {dist.name})" if dist is not None else ""
+            raise MissingDependencyError(
+                f"backend {name!r}{hint} cannot be loaded: {exc}; install its dependencies"
+            ) from exc
+        return cls
+    known = ", ".join(available_backends())
+    raise UnknownBackendError(f"unknown backend {name!r}; known backends: {known}")
+
+
+def get_job_manager(backend: str, **options: Any) -> JobManager:
+    """A ready-to-use JobManager for ``backend``, configured with ``options``.
+
+    >>> import batchkit as bk
+    >>> mgr = bk.get_job_manager("local", max_parallel=4)
+    """
+    cls = get_backend_class(backend)
+    return cls(**options)

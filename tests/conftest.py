@@ -1,0 +1,60 @@
+"""Shared test fixtures.
+
+Real services (Slurm, XRootD, WebDAV, ...) are started by ``tests/services/up.sh`` (``make
+test`` runs it), which describes them in ``/tmp/batchkit-services/services.json``.
+:func:`require_service` hands a test what it needs to reach a service; when the service is
+missing the test is skipped on a developer machine but FAILS in CI (``CI=true``): a green CI
+must mean the real thing was exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SERVICES_FILE = Path(os.environ.get("BATCHKIT_SERVICES_FILE", "/tmp/batchkit-services/services.json"))
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def services() -> dict[str, str]:
+    """What tests/services/up.sh wrote about the running services ({} if nothing)."""
+    try:
+        data = json.loads(SERVICES_FILE.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def require_service(key: str, what: str) -> str:
+    """The value of ``key`` in services.json; skip (locally) or fail (CI) when it is absent."""
+    value = services().get(key)
+    if value:
+        return value
+    message = f"{what} is not running ({key} missing in {SERVICES_FILE}); start it with: bash tests/services/up.sh"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _local_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the local backend's run registry and slots out of the user's cache."""
+    old = os.environ.get("BATCHKIT_LOCAL_STATE")
+    os.environ["BATCHKIT_LOCAL_STATE"] = str(tmp_path_factory.mktemp("local-state"))
+    yield
+    if old is None:
+        os.environ.pop("BATCHKIT_LOCAL_STATE", None)
+    else:
+        os.environ["BATCHKIT_LOCAL_STATE"] = old
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    return FIXTURES
