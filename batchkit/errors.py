@@ -173,5 +173,9 @@ class InvalidURL(UserError, TransferError):
     """The URL cannot be parsed or lacks a required part (e.g. the host)."""
 
 
+class UnsupportedOperation(UserError, TransferError):
+    """The protocol or this server cannot do what was asked (e.g. it offers no md5 checksums)."""
+
+
 class TransientTransferError(TransferError, TransientError):
     """A file operation failed in a way that is worth retrying."""

@@ -9,6 +9,7 @@ and how jobs files (JSON/YAML/TOML) describe them.
 from __future__ import annotations
 
 import enum
+import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -122,6 +123,8 @@ def _to_command(value: Any) -> tuple[str, ...]:
         raise SpecError("command is empty: give at least the program to run")
     out = []
     for item in items:
+        if isinstance(item, os.PathLike):
+            item = os.fspath(item)
         if isinstance(item, bool) or not isinstance(item, (str, int, float)):
             raise SpecError(f"command arguments must be strings, got {item!r} in {list(items)!r}")
         text = str(item)
@@ -269,24 +272,34 @@ def substitute_index(text: str, index: int) -> str:
     >>> substitute_index("{{index}} {x}", 7)
     '{index} {x}'
     """
+    return substitute_placeholders(text, {"index": str(index)})
+
+
+def substitute_placeholders(text: str, values: Mapping[str, str], keep_escapes: bool = False) -> str:
+    """Replace ``{name}`` for every ``name`` in ``values``; other braces stay as written.
+
+    ``{{`` and ``}}`` are escaped braces: they become ``{``/``}`` -- or stay doubled with
+    ``keep_escapes``, for a first pass (the CLI's ``{array}``) before the final ``{index}`` one.
+    """
     if "{" not in text and "}" not in text:
         return text
     out = []
     i = 0
     n = len(text)
     while i < n:
-        if text.startswith("{{", i):
-            out.append("{")
+        if text.startswith("{{", i) or text.startswith("}}", i):
+            out.append(text[i : i + 2] if keep_escapes else text[i])
             i += 2
-        elif text.startswith("}}", i):
-            out.append("}")
-            i += 2
-        elif text.startswith("{index}", i):
-            out.append(str(index))
-            i += len("{index}")
-        else:
-            out.append(text[i])
-            i += 1
+            continue
+        if text[i] == "{":
+            end = text.find("}", i)
+            name = text[i + 1 : end] if end > 0 else ""
+            if name in values:
+                out.append(values[name])
+                i = end + 1
+                continue
+        out.append(text[i])
+        i += 1
     return "".join(out)
 
 

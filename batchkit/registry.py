@@ -16,7 +16,7 @@ import importlib
 import sys
 from typing import TYPE_CHECKING, Any
 
-from batchkit.errors import MissingDependencyError, UnknownBackendError
+from batchkit.errors import MissingDependencyError, SpecError, UnknownBackendError
 
 if TYPE_CHECKING:
     from batchkit.backends.base import JobManager
@@ -94,4 +94,7 @@ def get_job_manager(backend: str, **options: Any) -> JobManager:
     >>> mgr = bk.get_job_manager("local", max_parallel=4)
     """
     cls = get_backend_class(backend)
-    return cls(**options)
+    try:
+        return cls(**options)
+    except TypeError as exc:  # an option the backend does not take
+        raise SpecError(f"backend {backend!r}: {exc}") from exc

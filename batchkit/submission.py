@@ -41,7 +41,7 @@ from batchkit.errors import (
 )
 from batchkit.model import JobInfo, JobSpec, JobStatus
 from batchkit.record import RECORD_NAME, BatchRecord, JobRecord, JobRecordStore, Phase
-from batchkit.registry import get_backend_class, get_job_manager
+from batchkit.registry import get_job_manager
 
 log = logging.getLogger(__name__)
 
@@ -101,16 +101,18 @@ class Submission:
         ):
             raise SpecError(f"parallel_jobs must be a positive integer, got {parallel_jobs!r}")
         options = dict(backend_options or {})
-        get_backend_class(backend)  # unknown backend -> error before anything is written
+        # unknown backend or bad options -> error before anything is written (constructors
+        # of JobManagers do not contact the scheduler)
+        get_job_manager(backend, **options)
         settings = {"retries": retries, "parallel_jobs": parallel_jobs, "backend_options": options}
         fingerprint = _fingerprint(backend, job_specs, settings)
         if (path / RECORD_NAME).exists():
             existing = cls.open(path)
             if existing._meta.get("fingerprint") != fingerprint:
+                what = f"{existing._meta.get('backend')}, {existing._store.count()} jobs"
                 existing.close()
                 raise SubmissionExistsError(
-                    f"{path} already holds a different submission "
-                    f"({existing._meta.get('backend')}, {existing._store.count()} jobs); "
+                    f"{path} already holds a different submission ({what}); "
                     "choose another directory or open it with Submission.open"
                 )
             return existing
@@ -362,9 +364,15 @@ class Submission:
         self._lock()
         self._reconcile()
         submitted = self.submit()
+        return submitted + self.refresh(lost_after)
+
+    def refresh(self, lost_after: float = DEFAULT_LOST_AFTER) -> list[JobRecord]:
+        """Ask the backend once about every active job and record changes; submits nothing."""
+        self._lock()
+        self._reconcile()
         active = self._store.jobs(phase=Phase.ACTIVE)
         if not active:
-            return submitted
+            return []
         try:
             infos = self.manager.query([j.job_id for j in active if j.job_id])
         except (TransientError, BatchkitError) as exc:
@@ -372,7 +380,7 @@ class Submission:
                 raise
             self.poll_failures += 1
             log.warning("status query failed (jobs are not affected): %s", exc)
-            return submitted
+            return []
         updates: dict[int, JobInfo] = {}
         for job in active:
             info = infos.get(job.job_id or "")
@@ -381,8 +389,7 @@ class Submission:
             if info.status is JobStatus.UNKNOWN and job.batch is not None:
                 info = self._from_markers(job, info)
             updates[job.index] = info
-        changed = self._store.apply(updates, self.retries, lost_after)
-        return submitted + changed
+        return self._store.apply(updates, self.retries, lost_after)
 
     def _from_markers(self, job: JobRecord, info: JobInfo) -> JobInfo:
         """The wrapper's exit marker decides when the scheduler does not know the job."""

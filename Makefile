@@ -1,0 +1,57 @@
+# batchkit -- the two commands a newcomer needs:
+#   make demo   creates .venv, installs batchkit, runs a small real workflow on the local backend
+#   make test   (as root, Debian 12) installs and starts the real services, then runs lint,
+#               type checks, the docs build and the whole test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# what the test suite needs from PyPI (the extras are declared in pyproject.toml)
+TEST_EXTRAS := test,docs,htcondor,xrootd,law,b2luigi
+
+.PHONY: demo test venv test-venv services lint typecheck docs unit pytest bench clean
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { \
+	  echo "python3 has no venv/ensurepip; installing python3-venv"; \
+	  apt-get update -q && apt-get install -y -q python3-venv python3-pip; }
+	$(PYTHON) -m venv $(VENV)
+
+venv: $(VENV)/bin/python
+	$(PIP) install -q -e .
+
+demo: venv
+	$(VENV)/bin/batchkit demo --dir demo-run
+
+# ---------------------------------------------------------------- make test
+services:
+	bash tests/services/up.sh
+
+test-venv: $(VENV)/bin/python
+	$(PIP) install -q -e '.[$(TEST_EXTRAS)]'
+	bash tests/services/gfal2-python.sh $(VENV)
+
+lint:
+	$(VENV)/bin/ruff check batchkit adapters tests bench
+	$(VENV)/bin/ruff format --check batchkit adapters tests bench
+
+typecheck:
+	$(VENV)/bin/mypy
+
+docs:
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
+pytest:
+	$(PY) -m pytest -ra
+
+test: services test-venv lint typecheck docs pytest
+
+# ---------------------------------------------------------------- extras
+unit: test-venv
+	$(PY) -m pytest -ra tests/unit
+
+bench:
+	$(PY) bench/specs_overhead.py
+
+clean:
+	rm -rf $(VENV) site demo-run .mypy_cache .ruff_cache .pytest_cache
