@@ -1,0 +1,1 @@
+"""batchkit_law: law remote workflows whose jobs run through batchkit (placeholder)."""
