@@ -44,8 +44,22 @@ running() {
   st=${st##*) }
   [ "${st%% *}" != Z ]
 }
-# alive PIDFILE -- the process recorded in PIDFILE is running
-alive() { [ -s "$1" ] && running "$(cat "$1" 2>/dev/null)"; }
+# alive PIDFILE -- the process recorded in PIDFILE is running AND is the daemon that
+# the file is named after (/proc/PID/comm): /tmp outlives the daemons (e.g. CI ends every
+# process of the session, then runs up.sh on the same machine), so a stale pid file may
+# name a recycled pid of an unrelated process, which must never be taken for ours or killed.
+pid_comm() {
+  case "$(basename "$1" .pid)" in
+    gridftp) echo globus-gridftp-;;          # comm is cut to 15 characters
+    *)       basename "$1" .pid;;            # slurmctld slurmd slurmdbd mariadbd munged xrootd nginx
+  esac
+}
+alive() {
+  local pid
+  [ -s "$1" ] || return 1
+  pid=$(cat "$1" 2>/dev/null)
+  [[ $pid =~ ^[0-9]+$ ]] && running "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$(pid_comm "$1")" ]
+}
 
 # stop_pidfile NAME PIDFILE -- TERM the pid in PIDFILE (only that one), wait, then KILL
 stop_pidfile() {
@@ -57,13 +71,18 @@ stop_pidfile() {
     if running "$pid"; then kill -9 "$pid" 2>/dev/null || true; sleep 0.2; ts "$name needed SIGKILL"; fi
     ts "stopped $name (pid $pid)"
   else
-    ts "$name not running (no live pid in $pf)"
+    ts "$name not running (no live $(pid_comm "$pf") pid in $pf)"
   fi
   rm -f "$pf"
 }
 
-# port_busy PORT -- something listens on TCP PORT (any address)
-port_busy() { ss -Hltn "( sport = :$1 )" 2>/dev/null | grep -q .; }
+# port_busy PORT -- something listens on TCP PORT (any address); says who, on stderr
+port_busy() {
+  local who
+  who=$(ss -Hltnp "( sport = :$1 )" 2>/dev/null) || return 1
+  [ -n "$who" ] || return 1
+  printf '[%s] port %s is held by: %s\n' "$BK_NAME" "$1" "$(awk '{print $4, $NF}' <<<"$who" | tr '\n' ' ')" >&2
+}
 
 # wait_for SECONDS CMD... -- poll CMD every 0.1 s until it succeeds; status of the last try
 wait_for() {
