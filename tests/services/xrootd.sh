@@ -29,6 +29,8 @@ PIDF=$D/run/$NAME/xrootd.pid
 CFG=$D/xrootd.cfg
 LOG=$D/log/$NAME/xrootd.log
 
+# our client calls fail at once on a closed port (default: retry for ~5 s or more)
+export XRD_CONNECTIONRETRY=1
 root_answers()  { timeout 5 xrdfs "root://localhost:$PORT" stat / >/dev/null 2>&1; }
 https_answers() { [ -z "$HTTPS_PORT" ] || curl -sf -m 5 --cacert "$BK_PKI_DIR/ca.pem" -o /dev/null "https://localhost:$HTTPS_PORT/"; }
 answers()       { root_answers && https_answers; }
