@@ -151,8 +151,17 @@ class JobRecordStore:
 
     # ------------------------------------------------------------------ open / create
     @classmethod
-    def create(cls, directory: Path, meta: Mapping[str, Any], specs: Sequence[JobSpec]) -> JobRecordStore:
-        """Create the record with ``meta`` and ``specs`` in one transaction."""
+    def create(
+        cls,
+        directory: Path,
+        meta: Mapping[str, Any],
+        specs: Sequence[JobSpec],
+        texts: Sequence[str] | None = None,
+    ) -> JobRecordStore:
+        """Create the record with ``meta`` and ``specs`` in one transaction.
+
+        ``texts`` are the specs' :func:`spec_json`, if the caller already has them.
+        """
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / RECORD_NAME
         tmp = directory / (RECORD_NAME + ".creating")
@@ -168,9 +177,10 @@ class JobRecordStore:
                 "INSERT INTO meta(key, value) VALUES (?, ?)",
                 [(k, json.dumps(v)) for k, v in {**meta, "schema_version": SCHEMA_VERSION}.items()],
             )
+            texts = specs_json(specs) if texts is None else texts
             conn.executemany(
                 "INSERT INTO jobs(idx, name, spec, phase, status) VALUES (?, ?, ?, 'new', 'PENDING')",
-                ((i, s.name, json.dumps(s.to_dict(), separators=(",", ":"))) for i, s in enumerate(specs)),
+                ((i, s.name, t) for i, (s, t) in enumerate(zip(specs, texts))),
             )
             conn.execute("COMMIT")
         finally:
@@ -272,7 +282,7 @@ class JobRecordStore:
             start = int(conn.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM jobs").fetchone()[0])
             conn.executemany(
                 "INSERT INTO jobs(idx, name, spec, phase, status) VALUES (?, ?, ?, 'new', 'PENDING')",
-                ((start + i, s.name, json.dumps(s.to_dict(), separators=(",", ":"))) for i, s in enumerate(specs)),
+                ((start + i, s.name, spec_json(s)) for i, s in enumerate(specs)),
             )
         return list(range(start, start + len(specs)))
 
@@ -451,6 +461,23 @@ class JobRecordStore:
             "VALUES (?, ?, (SELECT attempts FROM jobs WHERE idx=?), ?, ?, ?, ?, ?)",
             (time.time(), index, index, batch, job_id, status, exit_code, reason),
         )
+
+
+def spec_json(spec: JobSpec) -> str:
+    """The canonical JSON of a spec (sorted keys): stored in the record, hashed for fingerprints."""
+    return json.dumps(spec.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def specs_json(specs: Sequence[JobSpec]) -> list[str]:
+    """:func:`spec_json` of many specs; the same spec object is serialised only once."""
+    memo: dict[int, str] = {}
+    out = []
+    for spec in specs:
+        text = memo.get(id(spec))
+        if text is None:
+            text = memo[id(spec)] = spec_json(spec)
+        out.append(text)
+    return out
 
 
 def _marks(items: Sequence[Any]) -> str:

@@ -40,7 +40,7 @@ from batchkit.errors import (
     UserError,
 )
 from batchkit.model import JobInfo, JobSpec, JobStatus
-from batchkit.record import RECORD_NAME, BatchRecord, JobRecord, JobRecordStore, Phase
+from batchkit.record import RECORD_NAME, BatchRecord, JobRecord, JobRecordStore, Phase, specs_json
 from batchkit.registry import get_job_manager
 
 log = logging.getLogger(__name__)
@@ -50,11 +50,11 @@ LOCK_NAME = "supervisor.lock"
 DEFAULT_LOST_AFTER = 600.0
 
 
-def _fingerprint(backend: str, specs: Sequence[JobSpec], settings: Mapping[str, Any]) -> str:
+def _fingerprint(backend: str, spec_texts: Sequence[str], settings: Mapping[str, Any]) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps({"backend": backend, **settings}, sort_keys=True, default=str).encode())
-    for spec in specs:
-        digest.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
+    for text in spec_texts:
+        digest.update(text.encode())
     return digest.hexdigest()
 
 
@@ -105,7 +105,8 @@ class Submission:
         # of JobManagers do not contact the scheduler)
         get_job_manager(backend, **options)
         settings = {"retries": retries, "parallel_jobs": parallel_jobs, "backend_options": options}
-        fingerprint = _fingerprint(backend, job_specs, settings)
+        spec_texts = specs_json(job_specs)
+        fingerprint = _fingerprint(backend, spec_texts, settings)
         if (path / RECORD_NAME).exists():
             existing = cls.open(path)
             if existing._meta.get("fingerprint") != fingerprint:
@@ -136,7 +137,7 @@ class Submission:
             "setup_script": str(setup_copy) if setup_copy else None,
             "cancel_requested": False,
         }
-        store = JobRecordStore.create(path, meta, job_specs)
+        store = JobRecordStore.create(path, meta, job_specs, spec_texts)
         return cls(path, store)
 
     @classmethod

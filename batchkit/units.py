@@ -11,6 +11,7 @@ means the binary unit, because that is what those schedulers mean by it.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -63,6 +64,12 @@ def parse_size(value: int | float | str, what: str = "size") -> int:
         return int(value)
     if not isinstance(value, str):
         raise SpecError(f"{what}: expected a size like '2GB', got {value!r}")
+    return _parse_size_text(value, what)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_size_text(value: str, what: str) -> int:
+    """Cached: 10,000 specs usually repeat the same few strings."""
     match = _SIZE_RE.match(value)
     if not match:
         raise SpecError(f"{what}: cannot read {value!r} as a size (examples: '2GB', '500MB', 1048576)")
@@ -87,6 +94,11 @@ def parse_duration(value: int | float | str, what: str = "duration") -> int:
         return math.ceil(value)
     if not isinstance(value, str):
         raise SpecError(f"{what}: expected a duration like '01:30:00' or '90m', got {value!r}")
+    return _parse_duration_text(value, what)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_duration_text(value: str, what: str) -> int:
     text = value.strip()
     if not text:
         raise SpecError(f"{what}: empty duration")
