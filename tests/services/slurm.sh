@@ -25,6 +25,8 @@
 #   BATCHKIT_SLURM_MAX_JOB_COUNT=100000    MaxJobCount
 #   BATCHKIT_SLURM_WAIT=60          seconds to wait for the node to become idle
 #   BATCHKIT_SLURM_DIR=/tmp/batchkit-slurm   state, spool, logs, pid files
+#   BATCHKIT_SLURM_CONF=/etc/slurm/slurm.conf, BATCHKIT_SLURM_CTLD_PORT=6817,
+#   BATCHKIT_SLURM_SLURMD_PORT=6818   (another path means clients need SLURM_CONF)
 # Changing a knob and running start again rewrites slurm.conf and restarts the daemons.
 set -euo pipefail
 BK_NAME=slurm
@@ -32,11 +34,11 @@ BK_NAME=slurm
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SL_DIR=${BATCHKIT_SLURM_DIR:-/tmp/batchkit-slurm}
-SL_CONF=/etc/slurm/slurm.conf
+SL_CONF=${BATCHKIT_SLURM_CONF:-/etc/slurm/slurm.conf}
 SL_CLUSTER=batchkit
 SL_NODE=localhost
-SL_CTLD_PORT=6817
-SL_SLURMD_PORT=6818
+SL_CTLD_PORT=${BATCHKIT_SLURM_CTLD_PORT:-6817}
+SL_SLURMD_PORT=${BATCHKIT_SLURM_SLURMD_PORT:-6818}
 SL_ACCT=${BATCHKIT_SLURM_ACCOUNTING:-1}
 SL_CPUS=${BATCHKIT_SLURM_CPUS:-32}
 SL_MEM=${BATCHKIT_SLURM_MEM_MB:-$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)}
