@@ -113,6 +113,7 @@ check() {
     [ "$dig" = "$sum" ] || { echo "$label down  ($https, root:// says $sum)"; return 1; }
   fi
   xrdfs "root://localhost:$PORT" rm /.bk-check/ping.txt >/dev/null 2>&1 || true
+  xrdfs "root://localhost:$PORT" rmdir /.bk-check >/dev/null 2>&1 || true
   echo "$label up    (xrdcp up/down + xrdfs stat ok, adler32 $sum; $https)"
 }
 
