@@ -43,6 +43,19 @@ def require_service(key: str, what: str) -> str:
     raise AssertionError("unreachable")
 
 
+#: services.json keys that clients (gfal2/davix, the gfal-* tools) read from the environment
+CLIENT_ENVIRONMENT = ("X509_CERT_DIR", "GFAL_PYTHONBIN")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _client_environment() -> None:
+    """Export what storage clients need (trusted test CA, ...) unless the caller set it."""
+    for key in CLIENT_ENVIRONMENT:
+        value = services().get(key)
+        if value and key not in os.environ:
+            os.environ[key] = value
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _local_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Keep the local backend's run registry and slots out of the user's cache."""
