@@ -11,6 +11,7 @@ output files rather than strings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -158,10 +159,9 @@ def procs(condor: ModuleType, text: str) -> list[dict[str, str]]:
         one["bk_probe"] = "$(bk_command)"
         values = {}
         for key in keys:
-            try:
+            # a command that expands to nothing counts as not given (expand raises KeyError)
+            with contextlib.suppress(KeyError):
                 values[key] = one.expand(key)
-            except KeyError:  # expands to nothing: HTCondor treats the command as not given
-                pass
         values["bk_command"] = one.expand("bk_probe")
         values["item"] = item
         out.append(values)
