@@ -2,9 +2,11 @@
 
 Jobs are selected with ClassAd constraints over ``ClusterId``/``ProcId`` *ranges* (or the
 batch's tag), never with one argument per job id: 10,000 contiguous procs of a cluster are
-one clause, ``(ClusterId == 42 && ProcId >= 0 && ProcId <= 9999)``. Constraints that still
-grow long (scattered ids, many clusters) are split so no single argument comes near Linux's
-128 KiB limit per argument; callers run one command per piece (normally exactly one).
+one clause, ``(ClusterId == 42 && (ProcId >= 0 && ProcId <= 9999))``; scattered procs go into
+``member(ProcId, {...})`` lists, and alternatives are combined as a balanced ``||`` tree (the
+ClassAd evaluator fails on flat chains of a few hundred). Constraints that still grow long are
+split so no single argument comes near Linux's 128 KiB limit per argument; callers run one
+command per piece (normally exactly one).
 """
 
 from __future__ import annotations
@@ -69,54 +71,64 @@ def proc_ranges(procs: Iterable[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _range_clause(lo: int, hi: int) -> str:
-    return f"ProcId == {lo}" if lo == hi else f"ProcId >= {lo} && ProcId <= {hi}"
+#: Ids of one cluster that are not part of a run go into ``member(ProcId, {...})`` lists of this size.
+MEMBER_LIST_SIZE = 2000
+#: Shortest run of consecutive procs written as a range rather than listed.
+MIN_RUN = 3
+
+
+def disjunction(terms: Sequence[str]) -> str:
+    """``terms`` joined by ``||`` as a *balanced* tree.
+
+    HTCondor's ClassAd evaluator gives up on a flat chain of a few hundred ``||`` (the
+    expression nests as deep as it is long); a balanced tree of 50,000 terms is only 16 deep.
+    """
+    if len(terms) == 1:
+        return terms[0]
+    half = len(terms) // 2
+    return f"({disjunction(terms[:half])} || {disjunction(terms[half:])})"
+
+
+def _proc_terms(procs: Iterable[int]) -> list[str]:
+    """Runs as ``ProcId >= a && ProcId <= b``, the rest as ``member(ProcId, {...})`` lists."""
+    terms: list[str] = []
+    single: list[int] = []
+    for lo, hi in proc_ranges(procs):
+        if hi - lo + 1 >= MIN_RUN:
+            terms.append(f"(ProcId >= {lo} && ProcId <= {hi})")
+        else:
+            single.extend(range(lo, hi + 1))
+    for start in range(0, len(single), MEMBER_LIST_SIZE):
+        chunk = single[start : start + MEMBER_LIST_SIZE]
+        terms.append(
+            f"ProcId == {chunk[0]}" if len(chunk) == 1 else f"member(ProcId, {{{', '.join(map(str, chunk))}}})"
+        )
+    return terms
 
 
 def id_constraints(ids: Iterable[JobId], max_chars: int = MAX_CONSTRAINT_CHARS) -> list[str]:
-    """Constraints selecting exactly ``ids``, each at most ``max_chars`` long (about).
+    """Constraints that together select exactly ``ids``, each at most about ``max_chars`` long.
 
-    One string for any realistic batch; more only when ids are so scattered that one would
-    not fit into a command-line argument.
+    One string for any realistic batch (a cluster's contiguous procs are one range); more
+    only when ids are so scattered that one would not fit into a command-line argument.
     """
     by_cluster: dict[int, list[int]] = {}
     for job in ids:
         by_cluster.setdefault(job.cluster, []).append(job.proc)
-    clauses: list[str] = []
-    for cluster in sorted(by_cluster):
-        ranges = proc_ranges(by_cluster[cluster])
-        current: list[str] = []
-        length = 0
-        for lo, hi in ranges:
-            clause = _range_clause(lo, hi)
-            if current and length + len(clause) > max_chars // 2:
-                clauses.append(_cluster_clause(cluster, current))
-                current, length = [], 0
-            current.append(clause)
-            length += len(clause) + 4
-        if current:
-            clauses.append(_cluster_clause(cluster, current))
-    return _join_limited(clauses, " || ", max_chars)
-
-
-def _cluster_clause(cluster: int, proc_clauses: Sequence[str]) -> str:
-    procs = proc_clauses[0] if len(proc_clauses) == 1 else " || ".join(f"({c})" for c in proc_clauses)
-    return f"(ClusterId == {cluster} && ({procs}))"
-
-
-def _join_limited(clauses: Sequence[str], sep: str, max_chars: int) -> list[str]:
-    out: list[str] = []
-    current: list[str] = []
+    pieces: list[dict[int, list[str]]] = [{}]
     length = 0
-    for clause in clauses:
-        if current and length + len(sep) + len(clause) > max_chars:
-            out.append(sep.join(current))
-            current, length = [], 0
-        current.append(clause)
-        length += len(clause) + len(sep)
-    if current:
-        out.append(sep.join(current))
-    return out
+    for cluster in sorted(by_cluster):
+        for term in _proc_terms(by_cluster[cluster]):
+            if length and length + len(term) > max_chars - 100:
+                pieces.append({})
+                length = 0
+            pieces[-1].setdefault(cluster, []).append(term)
+            length += len(term) + 40
+    return [
+        disjunction([f"(ClusterId == {c} && {disjunction(terms)})" for c, terms in piece.items()])
+        for piece in pieces
+        if piece
+    ]
 
 
 def tag_constraint(tag: str) -> str:
