@@ -11,6 +11,7 @@ after a crash and map their tasks back to rows.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,6 +22,7 @@ import attrs
 from batchkit.backends.slurm_options import SlurmSiteOptions, resource_args
 from batchkit.backends.slurm_parse import format_task_ranges, split_job_id
 from batchkit.jobfiles import JobFiles, JobRow
+from batchkit.model import Resources
 
 #: What ``sacct`` prints per job (JobName last: it is free text and may contain ``|``).
 SACCT_FIELDS = ("JobID", "JobIDRaw", "State", "ExitCode", "Reason", "JobName")
@@ -127,8 +129,14 @@ def plan_arrays(
     if max_array_size < 1:
         raise ValueError(f"max_array_size must be at least 1, got {max_array_size}")
     groups: dict[tuple[str, ...], list[int]] = {}
+    seen: dict[tuple[Resources, str], tuple[str, ...]] = {}  # most rows share a few requests
     for row in rows:
-        groups.setdefault(row_sbatch_args(row, site), []).append(row.row)
+        options = row.spec.backend_options
+        key = (row.spec.resources, json.dumps(options, sort_keys=True, default=repr) if options else "")
+        args = seen.get(key)
+        if args is None:
+            args = seen[key] = row_sbatch_args(row, site)
+        groups.setdefault(args, []).append(row.row)
     chunks: list[tuple[tuple[int, ...], tuple[str, ...]]] = []
     for args, members in groups.items():
         for chunk in _split_rows(sorted(members), max_array_size, max_ranges):

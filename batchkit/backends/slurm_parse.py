@@ -100,6 +100,9 @@ STATE_REASONS: dict[str, str] = {
 #: Slurm reasons that add nothing to the state (not copied into JobInfo.reason).
 _EMPTY_REASONS = {"", "None", "none", "(null)", "NonZeroExitCode", "N/A"}
 
+#: States a plain array-master record may report for tasks that have no line of their own.
+_MASTER_STATES = {"PENDING", "CANCELLED"}
+
 _JOB_ID_RE = re.compile(r"^(\d+)(?:_(\d+|\[[^\]]*\]))?$")
 _RANGE_RE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
 
@@ -504,9 +507,12 @@ def infos_for(job_ids: Iterable[str], records: Iterable[SlurmRecord], source: st
         if parts is not None and parts.task is not None:
             found = by_task.get((parts.array_id, parts.task))
             master = by_raw.get(parts.array_id)
-            if found is None and master is not None and not master.tasks:
-                # Right after a never-started array is cancelled, sacct may print it as a
-                # plain job ("56|56|CANCELLED by 0"): its state is every pending task's.
+            if found is None and master is not None and not master.tasks and master.state in _MASTER_STATES:
+                # A held single-task array cancelled before it started is printed as a plain
+                # job ("581|581|CANCELLED by 0"). Only a pending/cancelled plain record may
+                # stand for tasks: for a few seconds after sbatch, sacct prints a new array as
+                # "286|286|FAILED|3:0|None|allocation" -- ONE task's record (the last task
+                # reuses the array id), not the state of them all.
                 found = master
         elif parts is not None:
             found = by_raw.get(parts.array_id)

@@ -104,14 +104,38 @@ def test_sacct_arrays_cancelled_while_pending() -> None:
     ]
 
 
-def test_sacct_lagging_plain_line_for_a_cancelled_pending_array() -> None:
-    records = parse_sacct(fixture("sacct-array-cancelled-pending-lag.txt"), ("JobID", "JobIDRaw", "State"))
-    infos = infos_for(["56_0", "56_5", "56"], records, "sacct")
-    assert {k: v.status for k, v in infos.items()} == {
-        "56_0": JobStatus.CANCELLED,
-        "56_5": JobStatus.CANCELLED,
-        "56": JobStatus.CANCELLED,
-    }
+def test_sacct_prints_a_new_array_as_one_plain_job_for_a_moment() -> None:
+    """Right after sbatch (and after scancel of a pending array) the array shows as a plain job.
+
+    That line is one task's record (the last task reuses the array id), so the tasks must stay
+    UNKNOWN (the supervisor then reads the wrapper's exit markers) -- not all inherit its state.
+    """
+    lagging = parse_sacct(fixture("sacct-array-just-submitted.txt"), SACCT_FIELDS)
+    infos = infos_for(["286_0", "286_1", "286_3", "286"], lagging, "sacct")
+    assert [infos[i].status for i in ("286_0", "286_1", "286_3")] == [JobStatus.UNKNOWN] * 3
+    assert infos["286"].status is JobStatus.FAILED  # as a raw id it is that one record
+    settled = infos_for(["286_0", "286_1", "286_3"], parse_sacct(fixture("sacct-array-settled.txt"), SACCT_FIELDS), "")
+    assert [(i.status, i.exit_code) for i in settled.values()] == [
+        (JobStatus.FINISHED, 0),
+        (JobStatus.FAILED, 3),
+        (JobStatus.FAILED, 3),
+    ]
+    cancelled = parse_sacct(fixture("sacct-array-cancelled-pending-lag.txt"), ("JobID", "JobIDRaw", "State"))
+    infos = infos_for(["56_0", "56"], cancelled, "sacct")
+    assert (infos["56_0"].status, infos["56"].status) == (JobStatus.CANCELLED, JobStatus.CANCELLED)
+
+
+def test_held_single_task_array_cancelled_shows_as_a_plain_job() -> None:
+    held = parse_squeue(fixture("squeue-single-task-array-held.txt"), SQUEUE_FIELDS)
+    assert infos_for(["1000182_0"], held, "squeue")["1000182_0"].status is JobStatus.PENDING
+    for records in (
+        parse_squeue(fixture("squeue-single-task-array-cancelled.txt"), SQUEUE_FIELDS),
+        parse_sacct(fixture("sacct-single-task-array-cancelled.txt"), SACCT_FIELDS),
+    ):
+        (record,) = records
+        assert record.tasks == ()
+        (info,) = infos_for([f"{record.array_id}_0"], records, "x").values()
+        assert info.status is JobStatus.CANCELLED
 
 
 def test_accounting_disabled_and_slurmdbd_down() -> None:
