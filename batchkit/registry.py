@@ -13,7 +13,6 @@ Third-party packages register a backend in their ``pyproject.toml``::
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import TYPE_CHECKING, Any
 
 from batchkit.errors import MissingDependencyError, SpecError, UnknownBackendError
@@ -38,14 +37,16 @@ def register_backend(name: str, target: str | type[JobManager]) -> None:
     _registered[name] = target
 
 
-def _entry_points() -> dict[str, Any]:
-    from importlib.metadata import entry_points
+def _entry_points() -> dict[str, tuple[Any, str]]:
+    """name -> (entry point, name of the distribution declaring it), on every Python >= 3.9."""
+    from importlib.metadata import distributions
 
-    if sys.version_info >= (3, 10):
-        eps = entry_points(group=ENTRY_POINT_GROUP)
-    else:  # pragma: no cover - Python 3.9
-        eps = entry_points().get(ENTRY_POINT_GROUP, [])
-    return {ep.name: ep for ep in eps}
+    found: dict[str, tuple[Any, str]] = {}
+    for dist in distributions():
+        for ep in dist.entry_points:
+            if ep.group == ENTRY_POINT_GROUP:
+                found.setdefault(ep.name, (ep, dist.metadata["Name"]))
+    return found
 
 
 def available_backends() -> list[str]:
@@ -74,13 +75,13 @@ def get_backend_class(name: str) -> type[JobManager]:
         return _import(*BUILTIN_BACKENDS[name])
     eps = _entry_points()
     if name in eps:
+        entry_point, dist_name = eps[name]
         try:
-            cls: type[JobManager] = eps[name].load()
+            cls: type[JobManager] = entry_point.load()
         except ImportError as exc:
-            dist = getattr(eps[name], "dist", None)
-            hint = f" (from {dist.name})" if dist is not None else ""
             raise MissingDependencyError(
-                f"backend {name!r}{hint} cannot be loaded: {exc}; install its dependencies"
+                f"backend {name!r} (from {dist_name}) cannot be loaded: {exc}; "
+                f"install its dependencies, e.g. pip install --force-reinstall '{dist_name}'"
             ) from exc
         return cls
     known = ", ".join(available_backends())
