@@ -46,8 +46,8 @@ from batchkit.backends.htcondor_parse import (
     ad_job_id,
     ads_by_id,
     combine,
+    find_rows,
     ids_from_ranges,
-    info_from_ad,
     is_transient,
     parse_ads_json,
     parse_submit_terse,
@@ -267,25 +267,11 @@ class HTCondorJobManager(JobManager):
         constraint = tag_constraint(tag)
         queue_ads = self._ads(queue_argv, [constraint])
         rows = read_meta(Path(directory)).get("rows")
-        queued = rows_from_ads(queue_ads)
-        limit = None if not isinstance(rows, int) else max(rows - len(queued), 0)
+        rows = rows if isinstance(rows, int) else None
+        queued = len(rows_from_ads(queue_ads))
+        limit = None if rows is None else max(rows - queued, 0)
         history_ads = self._history([constraint], limit) if limit != 0 else []
-        found: dict[int, JobAd] = rows_from_ads(history_ads)
-        for row, ad in queued.items():
-            old = found.get(row)
-            old_id, new_id = ad_job_id(old) if old else None, ad_job_id(ad)
-            if old_id is None or (new_id is not None and new_id.cluster >= old_id.cluster):
-                found[row] = ad
-        result = {row: info_from_ad(str(ad_job_id(ad)), ad) for row, ad in found.items()}
-        # With max_materialize, rows beyond what the schedd materialized so far have no ad yet.
-        if isinstance(rows, int) and queued:
-            newest = max(queued.values(), key=lambda ad: ad["ClusterId"])
-            offset = int(newest["ProcId"]) - int(newest["BatchkitRow"])
-            for row in range(rows):
-                if row not in result:
-                    job_id = f"{newest['ClusterId']}.{row + offset}"
-                    result[row] = JobInfo(job_id, JobStatus.PENDING, None, "not materialized yet", "unmaterialized")
-        return result
+        return find_rows(queue_ads, history_ads, rows)
 
     # ------------------------------------------------------------------ cancel / cleanup
     def cancel(self, job_ids: Sequence[str]) -> None:

@@ -260,6 +260,33 @@ def rows_from_ads(ads: Iterable[JobAd]) -> dict[int, JobAd]:
     return out
 
 
+def find_rows(queue_ads: Iterable[JobAd], history_ads: Iterable[JobAd], rows: int | None) -> dict[int, JobInfo]:
+    """What ``find`` reports for a batch: a :class:`JobInfo` per row HTCondor knows, keyed by row.
+
+    Rows come from the ``BatchkitRow`` attribute (never from list positions). A row in the
+    queue wins over the history unless the history holds a newer cluster for it. If the newest
+    cluster is still queued, rows beyond the highest row it materialized so far (with
+    ``max_materialize``) are PENDING under the id they will get; ``rows`` is the batch size.
+    """
+    queued = rows_from_ads(queue_ads)
+    found = dict(rows_from_ads(history_ads))
+    for row, ad in queued.items():
+        old_id, new_id = ad_job_id(found[row]) if row in found else None, ad_job_id(ad)
+        if old_id is None or (new_id is not None and new_id.cluster >= old_id.cluster):
+            found[row] = ad
+    result = {row: info_from_ad(str(ad_job_id(ad)), ad) for row, ad in found.items()}
+    if rows is None or not queued:
+        return result
+    newest = max(queued.values(), key=lambda ad: ad["ClusterId"])
+    cluster = newest["ClusterId"]
+    offset = int(newest["ProcId"]) - int(newest[ROW_ATTRIBUTE])
+    highest = max((row for row, ad in found.items() if ad["ClusterId"] == cluster), default=-1)
+    for row in range(highest + 1, rows):
+        job_id = f"{cluster}.{row + offset}"
+        result[row] = JobInfo(job_id, JobStatus.PENDING, None, "not materialized yet", "unmaterialized")
+    return result
+
+
 def spooled_output_waiting(ad: JobAd) -> bool:
     """A completed spooled job whose output has not been fetched (``condor_transfer_data``)."""
     stage_in = _int(ad.get("StageInFinish"))

@@ -13,6 +13,7 @@ import pytest
 
 from batchkit.backends.htcondor_parse import (
     combine,
+    find_rows,
     ids_from_ranges,
     info_from_ad,
     is_transient,
@@ -170,6 +171,33 @@ def test_rows_from_ads_prefers_the_newest_cluster() -> None:
     ]
     rows = rows_from_ads(ads)
     assert {r: (a["ClusterId"], a["ProcId"]) for r, a in rows.items()} == {0: (7, 0), 1: (8, 1)}
+
+
+def test_find_keys_rows_by_the_row_attribute() -> None:
+    history = parse_ads_json(fixture("condor_history-json-final.derived.json"))
+    queue = [{"ClusterId": 4, "ProcId": 1, "JobStatus": 2, "BatchkitRow": 1}]  # still leaving the queue
+    found = find_rows(queue, list(reversed(history)), rows=4)
+    assert {row: (info.job_id, info.status) for row, info in found.items()} == {
+        0: ("4.0", JobStatus.FINISHED),
+        1: ("4.1", JobStatus.RUNNING),
+        2: ("4.2", JobStatus.CANCELLED),
+        3: ("4.3", JobStatus.FAILED),
+    }
+
+
+def test_find_reports_unmaterialized_rows_as_pending() -> None:
+    queue = [
+        {"ClusterId": 12, "ProcId": 0, "JobStatus": 2, "BatchkitRow": 0},
+        {"ClusterId": 12, "ProcId": 2, "JobStatus": 1, "BatchkitRow": 2},
+    ]
+    found = find_rows(queue, [], rows=5)
+    assert {row: (info.job_id, info.status, info.native_state) for row, info in found.items()} == {
+        0: ("12.0", JobStatus.RUNNING, "running"),
+        2: ("12.2", JobStatus.PENDING, "idle"),
+        3: ("12.3", JobStatus.PENDING, "unmaterialized"),
+        4: ("12.4", JobStatus.PENDING, "unmaterialized"),
+    }  # row 1 is below a materialized row: HTCondor forgot it, find does not invent it
+    assert find_rows([], [], rows=5) == {}
 
 
 def test_spooled_output_waiting() -> None:
