@@ -129,13 +129,18 @@ def plan_arrays(
     if max_array_size < 1:
         raise ValueError(f"max_array_size must be at least 1, got {max_array_size}")
     groups: dict[tuple[str, ...], list[int]] = {}
-    seen: dict[tuple[Resources, str], tuple[str, ...]] = {}  # most rows share a few requests
+    # Most rows share a few requests (often the very same spec object): compute each once.
+    by_spec: dict[int, tuple[str, ...]] = {}
+    by_request: dict[tuple[Resources, str], tuple[str, ...]] = {}
     for row in rows:
-        options = row.spec.backend_options
-        key = (row.spec.resources, json.dumps(options, sort_keys=True, default=repr) if options else "")
-        args = seen.get(key)
+        args = by_spec.get(id(row.spec))
         if args is None:
-            args = seen[key] = row_sbatch_args(row, site)
+            options = row.spec.backend_options
+            key = (row.spec.resources, json.dumps(options, sort_keys=True, default=repr) if options else "")
+            args = by_request.get(key)
+            if args is None:
+                args = by_request[key] = row_sbatch_args(row, site)
+            by_spec[id(row.spec)] = args
         groups.setdefault(args, []).append(row.row)
     chunks: list[tuple[tuple[int, ...], tuple[str, ...]]] = []
     for args, members in groups.items():

@@ -176,6 +176,8 @@ def expand_task_ranges(text: str, limit: int = 10_000_000) -> tuple[int, ...]:
 def format_task_ranges(tasks: Iterable[int]) -> str:
     """Compact range text for ``--array``/``scancel``: ``[0,1,2,5,7,8]`` -> ``"0-2,5,7-8"``."""
     ordered = sorted(set(tasks))
+    if ordered and ordered[-1] - ordered[0] + 1 == len(ordered):  # the usual case: one range
+        return str(ordered[0]) if len(ordered) == 1 else f"{ordered[0]}-{ordered[-1]}"
     parts: list[str] = []
     i = 0
     while i < len(ordered):
