@@ -3,9 +3,9 @@
 The description runs every row through the shared wrapper (``/bin/sh wrapper.sh DIR ROW``)
 and carries the per-row values as ``queue ... from`` item data::
 
-    queue bk_row, bk_index, bk_attempt, bk_chunk, bk_command from (
-    0 0 1 0 python run.py --n 10
-    1 1 1 0 python run.py --n 20
+    queue bk_row, bk_index, bk_attempt, bk_command from (
+    0 0 1 python run.py --n 10
+    1 1 1 python run.py --n 20
     )
 
 ``bk_command`` is documentation only: the job's argv in POSIX shell syntax, so the description
@@ -28,7 +28,11 @@ Two ways to get files to and from the job:
   spec's local inputs into the job's sandbox and moves ``logs/``, ``markers/`` and the spec's local
   outputs back (``transfer_output_remaps`` to their destinations). The sandbox is a fresh
   per-job directory, so the row runs right there (no second scratch directory); URL inputs and
-  outputs are still staged by the wrapper. ``spool`` implies this mode.
+  outputs are still staged by the wrapper. ``spool`` implies this mode. The per-row lists are
+  item data too -- each output's destination one column, the input list the last column (so
+  the command documentation becomes a ``#`` line above each item, which HTCondor skips) --
+  because per-row macro definitions make HTCondor's submit parser slow down quadratically.
+  Hence every job of a batch must name the same local outputs (``out.root`` -> ``out_{index}.root``).
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ WALLTIME_ENFORCEMENTS = ("allowed_execute_duration", "periodic_hold", "periodic_
 
 #: Item-data variables, in the order of the ``queue ... from`` statement (bk_command is last:
 #: HTCondor gives the last variable the rest of the line).
-ITEM_VARIABLES = ("bk_row", "bk_index", "bk_attempt", "bk_chunk")
+ITEM_VARIABLES = ("bk_row", "bk_index", "bk_attempt")
 
 #: Submit commands batchkit must control; ``submit_commands`` may not set them.
 RESERVED_COMMANDS = frozenset(
@@ -254,14 +258,19 @@ class TransferPlan:
 
     ``inputs`` are submit-side paths HTCondor copies into the sandbox (under their base
     name), ``outputs`` sandbox-relative names it copies back and ``remaps`` where each of
-    those goes. ``wrapper_spec`` is what is left for the job wrapper: URL inputs/outputs and
-    the renames of inputs whose name differs from their base name.
+    those goes. ``wrapper_inputs``/``wrapper_outputs`` are what is left for the job wrapper:
+    URL inputs/outputs and the renames of inputs whose name differs from their base name.
     """
 
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     remaps: tuple[tuple[str, str], ...]
-    wrapper_spec: JobSpec
+    wrapper_inputs: Mapping[str, str]
+    wrapper_outputs: Mapping[str, str]
+
+    def wrapper_spec(self, spec: JobSpec) -> JobSpec:
+        """``spec`` with only the inputs/outputs the job wrapper still has to move."""
+        return attrs.evolve(spec, inputs=dict(self.wrapper_inputs), outputs=dict(self.wrapper_outputs))
 
 
 def _local_path(location: str) -> str | None:
@@ -324,8 +333,7 @@ def plan_transfer(row: JobRow) -> TransferPlan:
         dest = os.path.normpath(os.path.join(row.cwd, path))
         outputs.append(_transfer_safe(name, "output"))
         remaps.append((name, _transfer_safe(dest, "output destination")))
-    wrapper_spec = attrs.evolve(spec, inputs={**wrapper_inputs, **renames}, outputs=wrapper_outputs)
-    return TransferPlan(tuple(inputs), tuple(outputs), tuple(remaps), wrapper_spec)
+    return TransferPlan(tuple(inputs), tuple(outputs), tuple(remaps), {**wrapper_inputs, **renames}, wrapper_outputs)
 
 
 def render_sandbox_row(row: JobRow) -> str:
@@ -418,6 +426,37 @@ def walltime_lines(seconds: str, enforcement: str) -> list[str]:
     return []
 
 
+@attrs.frozen
+class TransferColumns:
+    """The per-row transfer values of a batch, as item-data columns.
+
+    ``output_names`` are the sandbox-side names of the local outputs, the same for every row
+    (so ``transfer_output_files`` is one fixed list); ``destinations[k]`` holds each row's
+    destination of ``output_names[k]``; ``inputs`` each row's input list (its table chunk
+    first, so it is never empty).
+    """
+
+    output_names: tuple[str, ...]
+    destinations: tuple[tuple[str, ...], ...]
+    inputs: tuple[str, ...]
+
+
+def transfer_columns(rows: Sequence[JobRow]) -> TransferColumns:
+    """Per-row transfer lists as columns; :class:`SpecError` if rows name different outputs."""
+    plans = [plan_transfer(r) for r in rows]
+    names = plans[0].outputs
+    for row, plan in zip(rows, plans):
+        if set(plan.outputs) != set(names):
+            raise SpecError(
+                "htcondor (transfer_files): every job of a submission must have the same local output file names "
+                f"(job {rows[0].index}: {sorted(names)}, job {row.index}: {sorted(plan.outputs)}); "
+                "vary the destinations with {index} instead"
+            )
+    destinations = tuple(tuple(dict(plan.remaps)[name] for plan in plans) for name in names)
+    inputs = tuple(", ".join([f"table/{row.row // ROWS_PER_TABLE}.sh", *plan.inputs]) for row, plan in zip(rows, plans))
+    return TransferColumns(names, destinations, inputs)
+
+
 def render_description(files: JobFiles, settings: SubmitSettings) -> str:
     """The whole submit description of a batch (pure: reads nothing, writes nothing)."""
     rows = files.rows
@@ -458,34 +497,40 @@ def render_description(files: JobFiles, settings: SubmitSettings) -> str:
     parallel = files.options.get("parallel_jobs")
     if parallel:
         out.append(f"max_materialize = {int(parallel)}")
-    per_row: list[str] = []
+    columns: dict[str, Sequence[str]] = dict(request.columns)
     if settings.transfers:
+        transfer = transfer_columns(rows)
+        setup = ", setup.sh" if (files.directory / "setup.sh").exists() else ""
+        outputs = "".join(f", {name}" for name in transfer.output_names)
+        remaps = "; ".join(f"{name} = $(bk_dest{k})" for k, name in enumerate(transfer.output_names))
         out += [
             "should_transfer_files = YES",
             "when_to_transfer_output = ON_EXIT",
             "preserve_relative_paths = true",
+            f"transfer_input_files = wrapper.sh{setup}, $(bk_inputs)",
+            f"transfer_output_files = logs, markers{outputs}",
         ]
-        setup = ", setup.sh" if (files.directory / "setup.sh").exists() else ""
-        out.append(f"transfer_input_files = wrapper.sh, table/$(bk_chunk).sh{setup}$(bk_inputs_$(bk_row))")
-        out.append("transfer_output_files = logs, markers$(bk_outputs_$(bk_row))")
-        out.append("transfer_output_remaps = $(bk_remaps_$(bk_row))")
-        for row in rows:
-            plan = plan_transfer(row)
-            if plan.inputs:
-                per_row.append(f"bk_inputs_{row.row} = , " + ", ".join(plan.inputs))
-            if plan.outputs:
-                per_row.append(f"bk_outputs_{row.row} = , " + ", ".join(plan.outputs))
-                remaps = "; ".join(f"{name} = {dest}" for name, dest in plan.remaps)
-                per_row.append(f'bk_remaps_{row.row} = "{remaps}"')
+        if remaps:
+            out.append(f'transfer_output_remaps = "{remaps}"')
+        # (HTCondor rejects a queue statement whose variable names contain "_<digit>")
+        columns.update({f"bk_dest{k}": dests for k, dests in enumerate(transfer.destinations)})
+        columns["bk_inputs"] = transfer.inputs
     for key, value in settings.submit_commands:
         out.append(f"{key} = {value}")
-    out += per_row
-    names = [*ITEM_VARIABLES, *request.columns, "bk_command"]
+    # The last variable takes the rest of the line: the input list with file transfer, else the
+    # command (then documentation only). With file transfer the command is a comment line.
+    last = "bk_inputs" if settings.transfers else "bk_command"
+    names = [*ITEM_VARIABLES, *(c for c in columns if c != last), last]
     out.append(f"queue {', '.join(names)} from (")
     for i, row in enumerate(rows):
-        fields = [str(row.row), str(row.index), str(row.attempt), str(row.row // ROWS_PER_TABLE)]
-        fields += [col[i] for col in request.columns.values()]
-        fields.append(describe_command(row.spec.command))
+        command = describe_command(row.spec.command)
+        fields = [str(row.row), str(row.index), str(row.attempt)]
+        fields += [columns[c][i] for c in names[len(ITEM_VARIABLES) : -1]]
+        if settings.transfers:
+            out.append(f"# {command}")
+            fields.append(columns["bk_inputs"][i])
+        else:
+            fields.append(command)
         out.append(" ".join(fields))
     out += [")", ""]
     return "\n".join(out)
@@ -528,7 +573,7 @@ class HTCondorFileFactory(JobFileFactory):
             )
         path = Path(directory).absolute()
         rows = build_rows(specs, indices, attempts, cwd)
-        sandbox_rows = [attrs.evolve(r, spec=plan_transfer(r).wrapper_spec, cwd=".") for r in rows]
+        sandbox_rows = [attrs.evolve(r, spec=plan_transfer(r).wrapper_spec(r.spec), cwd=".") for r in rows]
         wrapper = install_wrapper(path, setup_script)
         tables = write_sandbox_tables(sandbox_rows, path)
         files = JobFiles(

@@ -140,15 +140,17 @@ def description(files: JobFiles) -> str:
     return files.submit_files[0].read_text()
 
 
-def procs(condor: ModuleType, text: str) -> list[dict[str, str]]:
+def procs(condor: ModuleType, text: str) -> list[dict[str, Any]]:
     """One dict per proc: the item values plus every submit command expanded for that proc.
 
     HTCondor expands a proc's commands with its item values and ``$(Process)`` set; the
     bindings cannot build job ads without a schedd, so the same expansion is done with a
-    description whose item variables are set by hand.
+    description whose item variables are set by hand. ``bk_command`` is the documented
+    command: the item column, or (with file transfer) the ``#`` line above the item.
     """
     sub = condor.Submit(text)
     body = text[: text.index("\nqueue ")]
+    comments = [line[2:] for line in text[text.index("\nqueue ") :].splitlines() if line.startswith("# ")]
     keys = list(condor.Submit(body).keys())
     out = []
     for proc, item in enumerate(sub.itemdata()):
@@ -156,13 +158,16 @@ def procs(condor: ModuleType, text: str) -> list[dict[str, str]]:
         for key, value in item.items():
             one[key] = value
         one["Process"] = str(proc)
-        one["bk_probe"] = "$(bk_command)"
-        values = {}
+        values: dict[str, Any] = {}
         for key in keys:
             # a command that expands to nothing counts as not given (expand raises KeyError)
             with contextlib.suppress(KeyError):
                 values[key] = one.expand(key)
-        values["bk_command"] = one.expand("bk_probe")
+        if "bk_command" in item:
+            one["bk_probe"] = "$(bk_command)"
+            values["bk_command"] = one.expand("bk_probe")
+        else:
+            values["bk_command"] = comments[proc]
         values["item"] = item
         out.append(values)
     return out
@@ -220,7 +225,7 @@ def test_one_proc_per_row_with_its_values(condor: ModuleType, tmp_path: Path) ->
     )
     text = description(files)
     sub = condor.Submit(text)
-    assert sub.getQArgs().startswith("bk_row, bk_index, bk_attempt, bk_chunk, bk_command from")
+    assert sub.getQArgs().startswith("bk_row, bk_index, bk_attempt, bk_command from")
     expanded = procs(condor, text)
     assert [p["item"]["bk_row"] for p in expanded] == ["0", "1", "2", "3", "4"]
     directory = str(files.directory)
@@ -279,11 +284,16 @@ def test_a_directory_with_a_line_break_is_refused(tmp_path: Path) -> None:
 
 
 def test_many_rows_use_their_table_chunk(condor: ModuleType, tmp_path: Path) -> None:
-    files = HTCondorFileFactory().create([echo_spec([str(i)]) for i in range(600)], tmp_path / "b")
-    items = list(condor.Submit(description(files)).itemdata())
+    settings = SubmitSettings(transfer_files=True)
+    files = HTCondorFileFactory(settings).create([echo_spec([str(i)]) for i in range(600)], tmp_path / "b")
+    text = description(files)
+    items = list(condor.Submit(text).itemdata())
     assert len(items) == 600
-    assert [int(i["bk_chunk"]) for i in items] == [r // 256 for r in range(600)]
+    assert [i["bk_inputs"] for i in items] == [f"table/{r // 256}.sh" for r in range(600)]
     assert [t.name for t in files.tables] == ["0.sh", "1.sh", "2.sh"]
+    # each proc is documented by the comment line above its item, in order
+    items_block = text[text.index("\nqueue ") :].splitlines()
+    assert [line for line in items_block if line.startswith("# ")][599].endswith(" 599")
 
 
 # ----------------------------------------------------------------------------- running what a node runs
@@ -389,8 +399,17 @@ def test_transfer_plan_splits_local_files_from_urls(tmp_path: Path) -> None:
     assert plan.inputs == ("/data/a.root", "/data/orig.txt")
     assert plan.outputs == ("o.root",)
     assert plan.remaps == (("o.root", str(tmp_path / "out" / "o.root")),)
-    assert plan.wrapper_spec.inputs == {"r.root": "root://eos//r.root", "renamed.txt": "orig.txt"}
-    assert plan.wrapper_spec.outputs == {"remote.root": "davs://host/remote.root"}
+    assert plan.wrapper_spec(spec).inputs == {"r.root": "root://eos//r.root", "renamed.txt": "orig.txt"}
+    assert plan.wrapper_spec(spec).outputs == {"remote.root": "davs://host/remote.root"}
+
+
+def test_transfer_needs_the_same_output_names_in_every_job(tmp_path: Path) -> None:
+    specs = [
+        bk.JobSpec(["x"], outputs={"a.root": "/out/a_{index}.root"}),
+        bk.JobSpec(["x"], outputs={"b.root": "/out/b_{index}.root"}),
+    ]
+    with pytest.raises(SpecError, match="same local output file names"):
+        HTCondorFileFactory(SubmitSettings(transfer_files=True)).create(specs, tmp_path / "b")
 
 
 @pytest.mark.parametrize(
