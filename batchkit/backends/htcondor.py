@@ -103,6 +103,10 @@ class HTCondorJobManager(JobManager):
         "universe": "docker", "docker_image": "almalinux:9"}``.
     ``use_bindings``
         submit through ``htcondor2.Schedd.submit`` instead of ``condor_submit``.
+    ``remove_held``
+        remove held jobs (``condor_rm``) as soon as a query reports them FAILED, so a retry
+        never races a released original; default: leave them held (``condor_q -hold`` shows
+        them, :meth:`cleanup` removes them).
     ``timeout`` / ``retries``
         time limit of each command, and retries of failed status queries.
     """
@@ -122,6 +126,7 @@ class HTCondorJobManager(JobManager):
         walltime_enforcement: str = "allowed_execute_duration",
         submit_commands: Mapping[str, Any] | None = None,
         use_bindings: bool = False,
+        remove_held: bool = False,
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = 3,
     ) -> None:
@@ -131,6 +136,7 @@ class HTCondorJobManager(JobManager):
         self.schedd = schedd
         self.spool = bool(spool)
         self.use_bindings = bool(use_bindings)
+        self.remove_held = bool(remove_held)
         self.timeout = timeout
         self.retries = retries
         self.settings = SubmitSettings(
@@ -241,6 +247,10 @@ class HTCondorJobManager(JobManager):
         infos = combine(list(wanted), queue_ads, history_ads)
         if self.spool:
             infos.update(self._fetch_spooled_output(queue_ads))
+        if self.remove_held:
+            held = [job for job in parsed if infos[str(job)].native_state == "held"]
+            for constraint in id_constraints(held):
+                self._remove(restrict(constraint, "JobStatus == 5"))
         for canonical, originals in wanted.items():
             info = infos[canonical]
             for job_id in originals:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import attrs
 
-from batchkit.backends.htcondor_submit import ROW_ATTRIBUTE, TAG_ATTRIBUTE, check_tag
+from batchkit.backends.htcondor_language import ROW_ATTRIBUTE, TAG_ATTRIBUTE, check_tag
 
 #: Attributes every status query asks for (``-attributes``): enough to map state and exit.
 QUERY_ATTRIBUTES = (

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from batchkit.backends.htcondor_commands import JobId
-from batchkit.backends.htcondor_submit import ROW_ATTRIBUTE
+from batchkit.backends.htcondor_language import ROW_ATTRIBUTE
 from batchkit.errors import ParseError
 from batchkit.jobfiles import WRAPPER_EXIT_CODES
 from batchkit.model import JobInfo, JobStatus

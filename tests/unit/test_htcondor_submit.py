@@ -25,14 +25,9 @@ from typing import Any
 import pytest
 
 import batchkit as bk
-from batchkit.backends.htcondor_submit import (
-    HTCondorFileFactory,
-    SubmitSettings,
-    describe_command,
-    plan_transfer,
-    quote_arguments,
-    validate_submit_commands,
-)
+from batchkit.backends.htcondor_language import describe_command, quote_arguments, validate_submit_commands
+from batchkit.backends.htcondor_submit import HTCondorFileFactory, SubmitSettings
+from batchkit.backends.htcondor_transfer import plan_transfer
 from batchkit.backends.local import read_exit_marker
 from batchkit.errors import SpecError
 from batchkit.jobfiles import JobFiles, build_rows
