@@ -80,7 +80,8 @@ class JobGroup:
         self._last_poll: float | None = None
         #: task id -> why its job could not be submitted
         self._errors: dict[str, str] = {}
-        #: how many scheduler-facing batchkit calls this group made (submits, polls, cancels)
+        #: how often this group called ``Submission.submit`` and ``Submission.refresh`` (each
+        #: refresh is at most one status query for all jobs); diagnostics for tests and benchmarks
         self.submits = 0
         self.polls = 0
 
@@ -105,6 +106,7 @@ class JobGroup:
             )
         try:
             sub.refresh()  # lock + reconcile + one query for jobs a previous session left active
+            self.polls += 1
             leftovers = [j.index for j in sub.jobs if j.phase is Phase.NEW]
             if leftovers:
                 log.info(
@@ -123,6 +125,12 @@ class JobGroup:
         self._last_poll = self._clock()
         self._submission = sub
         return sub
+
+    def close(self) -> None:
+        """Release the record (and its supervisor lock); the next use opens it again."""
+        if self._submission is not None:
+            self._submission.close()
+            self._submission = None
 
     @property
     def interrupt_policy(self) -> str:

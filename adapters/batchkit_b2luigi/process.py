@@ -74,7 +74,7 @@ class BatchkitProcess(BatchProcess):  # type: ignore[misc]  # b2luigi is untyped
             spec = task_job_spec(self.task, settings)
             self._group = group_for(settings.group, read_worker_settings)
             self._group.start(self.task_id, spec, self.task.complete)
-        except (BatchkitError, OSError, ValueError, TypeError) as exc:
+        except (BatchkitError, OSError, ValueError, TypeError, AttributeError) as exc:
             self._error = f"{type(exc).__name__}: {exc}"
             log.error("b2luigi task %s cannot run through batchkit: %s", self.task_id, self._error)
 
