@@ -14,8 +14,10 @@ tasks that have not started are printed *collapsed*, ``123_[5-999]`` or with a t
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import attrs
 
@@ -107,14 +109,15 @@ _JOB_ID_RE = re.compile(r"^(\d+)(?:_(\d+|\[[^\]]*\]))?$")
 _RANGE_RE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
 
 
-@attrs.frozen
-class SlurmRecord:
+class SlurmRecord(NamedTuple):
     """One line of ``sacct``/``squeue`` (or one ``scontrol`` record), normalised.
 
     ``array_id`` is the array's job id (for a plain job its own id) and ``tasks`` the task ids
     the line stands for (several for a collapsed ``123_[5-9]`` line, empty for a plain job).
     ``raw_id`` is Slurm's per-task id when the line carries it. ``reason`` is Slurm's reason
     word, ``detail`` what the state text said beyond the state (``"cancelled by uid 0"``).
+    (A NamedTuple rather than an attrs class: a poll of a large submission builds tens of
+    thousands of them, and tuples are several times cheaper to create.)
     """
 
     job_id: str
@@ -138,6 +141,7 @@ class JobIdParts:
     task: int | None
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def split_job_id(job_id: str) -> JobIdParts | None:
     """The parts of a batchkit/Slurm job id, or None if it is not one (``"123_[4-5]"`` is not)."""
     match = _JOB_ID_RE.match(job_id.strip())
@@ -189,6 +193,7 @@ def format_task_ranges(tasks: Iterable[int]) -> str:
     return ",".join(parts)
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def _split_printed_id(text: str) -> tuple[str, tuple[int, ...]] | None:
     """``"123"`` -> ("123", ()), ``"123_4"`` -> ("123", (4,)), ``"123_[4-6]"`` -> ("123", (4, 5, 6))."""
     match = _JOB_ID_RE.match(text.strip())
@@ -204,6 +209,7 @@ def _split_printed_id(text: str) -> tuple[str, tuple[int, ...]] | None:
 
 
 # ----------------------------------------------------------------------------- states and exit codes
+@functools.lru_cache(maxsize=4096)
 def normalise_state(text: str) -> tuple[str, str]:
     """``"CANCELLED by 1000"`` -> ("CANCELLED", "cancelled by uid 1000"); ``"CD"`` -> ("COMPLETED", "")."""
     words = text.strip().split()
@@ -217,6 +223,7 @@ def normalise_state(text: str) -> tuple[str, str]:
     return state, extra
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_exit_code(text: str) -> tuple[int | None, int | None]:
     """sacct/scontrol ``ExitCode`` ``"3:0"`` -> (3, None); ``"0:9"`` -> (None, 9); junk -> (None, None)."""
     code, sep, sig = text.strip().partition(":")
@@ -230,6 +237,7 @@ def parse_exit_code(text: str) -> tuple[int | None, int | None]:
     return exit_code, None
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_wait_status(text: str) -> tuple[int | None, int | None]:
     """squeue ``exit_code`` (a raw wait status: ``768`` is exit 3, ``9`` is signal 9)."""
     try:
@@ -250,29 +258,37 @@ def record_to_info(job_id: str, record: SlurmRecord) -> JobInfo:
     the reason combines why the state is what it is (walltime, signal, exit code, who
     cancelled) with Slurm's own reason word (``JobHeldUser``, ``TimeLimit``, ...).
     """
-    status = STATE_TABLE.get(record.state, JobStatus.UNKNOWN)
+    status, exit_code, reason = _interpret(record.state, record.exit_code, record.signal, record.reason, record.detail)
+    return JobInfo(job_id, status, exit_code, reason, record.state or None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _interpret(
+    state: str, code: int | None, signal: int | None, slurm_reason: str, detail: str
+) -> tuple[JobStatus, int | None, str | None]:
+    """(status, exit code, reason) of a record; cached: thousands of tasks share a few answers."""
+    status = STATE_TABLE.get(state, JobStatus.UNKNOWN)
     ended = status.is_final
-    exit_code = record.exit_code if ended else None
-    if ended and record.signal:
-        exit_code = 128 + record.signal
+    exit_code = code if ended else None
+    if ended and signal:
+        exit_code = 128 + signal
     if status is JobStatus.FINISHED and exit_code is None:
         exit_code = 0
     reasons: list[str] = []
-    if record.state in STATE_REASONS:
-        reasons.append(STATE_REASONS[record.state])
+    if state in STATE_REASONS:
+        reasons.append(STATE_REASONS[state])
     if status is JobStatus.CANCELLED:
-        reasons.append(record.detail or "cancelled")
-    elif status is JobStatus.FAILED and record.signal:
-        reasons.append(f"killed by signal {record.signal}")
-    elif status is JobStatus.FAILED and record.state == "FAILED":
+        reasons.append(detail or "cancelled")
+    elif status is JobStatus.FAILED and signal:
+        reasons.append(f"killed by signal {signal}")
+    elif status is JobStatus.FAILED and state == "FAILED":
         reasons.append(f"exit code {exit_code}" if exit_code else "failed (Slurm state FAILED)")
-    if record.state not in STATE_TABLE:
-        reasons.append(f"unknown Slurm state {record.state!r}" if record.state else "no Slurm state")
-    slurm_reason = record.reason.strip()
+    if state not in STATE_TABLE:
+        reasons.append(f"unknown Slurm state {state!r}" if state else "no Slurm state")
+    slurm_reason = slurm_reason.strip()
     if slurm_reason not in _EMPTY_REASONS and status is not JobStatus.FINISHED:
         reasons.append(slurm_reason)
-    reason = "; ".join(dict.fromkeys(reasons)) or None
-    return JobInfo(job_id, status, exit_code, reason, record.state or None)
+    return status, exit_code, "; ".join(dict.fromkeys(reasons)) or None
 
 
 # ----------------------------------------------------------------------------- sacct
@@ -284,25 +300,24 @@ def parse_sacct(text: str, fields: Sequence[str]) -> list[SlurmRecord]:
     fewer fields, step lines (``123.batch``) and unreadable ids are skipped.
     """
     names = list(fields)
+    width = len(names)
+    pick = _picker(names, ("JobID", "JobIDRaw", "State", "ExitCode", "Reason", "JobName"))
     records: list[SlurmRecord] = []
     for line in text.splitlines():
-        if not line.strip():
+        values = line.split("|", width - 1)
+        if len(values) != width:
             continue
-        values = line.split("|", len(names) - 1)
-        if len(values) != len(names):
-            continue
-        row = dict(zip(names, values))
-        record = _make_record(
-            row.get("JobID", ""),
-            row.get("JobIDRaw"),
-            row.get("State", ""),
-            parse_exit_code(row.get("ExitCode", "")),
-            row.get("Reason", ""),
-            row.get("JobName", ""),
-        )
+        job_id, raw_id, state, exit_code, reason, name = (values[i] if i >= 0 else "" for i in pick)
+        record = _make_record(job_id, raw_id, state, parse_exit_code(exit_code), reason, name)
         if record is not None:
             records.append(record)
     return records
+
+
+def _picker(names: Sequence[str], wanted: Sequence[str]) -> list[int]:
+    """Positions of ``wanted`` in ``names`` (case-insensitive), -1 where absent."""
+    lowered = [n.lower() for n in names]
+    return [lowered.index(w.lower()) if w.lower() in lowered else -1 for w in wanted]
 
 
 def _make_record(
@@ -346,25 +361,15 @@ def parse_squeue(text: str, fields: Sequence[str]) -> list[SlurmRecord]:
     State (long or compact), Reason, exit_code (a raw wait status), Name (put it last: it
     may contain ``|``).
     """
-    names = [f.lower() for f in fields]
+    width = len(fields)
+    pick = _picker(fields, ("JobArrayID", "JobID", "State", "StateCompact", "exit_code", "Reason", "Name"))
     records: list[SlurmRecord] = []
     for line in text.splitlines():
-        if not line.strip():
+        values = (line[:-1] if line.endswith("|") else line).split("|", width - 1)
+        if len(values) != width:
             continue
-        body = line[:-1] if line.endswith("|") else line
-        values = body.split("|", len(names) - 1)
-        if len(values) != len(names):
-            continue
-        row = dict(zip(names, values))
-        printed = row.get("jobarrayid") or row.get("jobid", "")
-        record = _make_record(
-            printed,
-            row.get("jobid"),
-            row.get("state") or row.get("statecompact", ""),
-            parse_wait_status(row.get("exit_code", "")),
-            row.get("reason", ""),
-            row.get("name", ""),
-        )
+        array_job, raw_id, state, compact, exit_code, reason, name = (values[i] if i >= 0 else "" for i in pick)
+        record = _make_record(array_job or raw_id, raw_id, state or compact, parse_wait_status(exit_code), reason, name)
         if record is not None:
             records.append(record)
     return records
