@@ -44,13 +44,19 @@ WRAPPER_EXIT_CODES = {
 
 @attrs.frozen
 class JobRow:
-    """One job of a batch as the wrapper will run it (placeholders already resolved)."""
+    """One job of a batch as the wrapper will run it (placeholders already resolved).
+
+    ``sandbox`` rows run in whatever directory the scheduler starts them in (HTCondor's
+    per-job sandbox, which is already fresh and is where its file transfer looks), instead of
+    ``cwd`` or a scratch directory of the wrapper's.
+    """
 
     row: int
     index: int
     attempt: int
     spec: JobSpec
     cwd: str
+    sandbox: bool = False
 
 
 @attrs.frozen
@@ -108,11 +114,12 @@ def render_row(job: JobRow, walltime_watchdog: bool = False) -> str:
     """The ``case`` branch of one row in a table chunk (pure; see wrapper.sh for the names)."""
     spec = job.spec
     q = shlex.quote
-    scratch = "1" if (spec.inputs or spec.outputs) else "0"
+    scratch = "1" if (spec.inputs or spec.outputs) and not job.sandbox else "0"
+    cwd = "." if job.sandbox else job.cwd
     walltime = str(spec.resources.walltime) if (walltime_watchdog and spec.resources.walltime) else ""
     lines = [
         f"{job.row})",
-        f"bk_row {job.index} {job.attempt} {q(spec.name or '')} {q(job.cwd)} {scratch} {q(walltime)}",
+        f"bk_row {job.index} {job.attempt} {q(spec.name or '')} {q(cwd)} {scratch} {q(walltime)}",
     ]
     env = "; ".join(f"export {k}={q(v)}" for k, v in spec.env.items()) or ":"
     lines.append(f"bk_env() {{ {env}; }}")
@@ -198,7 +205,7 @@ class JobFileFactory(abc.ABC):
         """
         path = Path(directory).absolute()
         rows = build_rows(specs, indices, attempts, cwd)
-        wrapper, tables = write_job_table(rows, path, self.walltime_watchdog, setup_script)
+        wrapper, tables = write_job_table(self.table_rows(rows), path, self.walltime_watchdog, setup_script)
         files = JobFiles(
             directory=path,
             wrapper=wrapper,
@@ -210,6 +217,14 @@ class JobFileFactory(abc.ABC):
         )
         submit_files = self.render_submit(files)
         return attrs.evolve(files, submit_files=tuple(submit_files))
+
+    def table_rows(self, rows: list[JobRow]) -> list[JobRow]:
+        """The rows as the job table should run them (hook; default: unchanged).
+
+        ``JobFiles.rows`` always keeps the rows as given; a backend whose jobs run elsewhere
+        (e.g. in HTCondor's sandbox with its own file transfer) adapts what the wrapper does.
+        """
+        return rows
 
     @abc.abstractmethod
     def render_submit(self, files: JobFiles) -> list[Path]:

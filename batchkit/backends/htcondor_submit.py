@@ -54,14 +54,11 @@ from batchkit.backends.htcondor_language import (
     validate_submit_commands,
 )
 from batchkit.backends.htcondor_transfer import (
-    install_wrapper,
     plan_transfer,
     transfer_columns,
-    write_sandbox_tables,
 )
 from batchkit.errors import SpecError
-from batchkit.jobfiles import JobFileFactory, JobFiles, JobRow, build_rows, default_tag
-from batchkit.model import JobSpec
+from batchkit.jobfiles import JobFileFactory, JobFiles, JobRow
 
 SUBMIT_FILE = "htcondor.sub"
 META_FILE = "htcondor.json"
@@ -267,49 +264,15 @@ class HTCondorFileFactory(JobFileFactory):
     def __init__(self, settings: SubmitSettings | None = None) -> None:
         self.settings = settings or SubmitSettings()
 
-    def create(
-        self,
-        specs: Sequence[JobSpec],
-        directory: str | os.PathLike[str],
-        *,
-        indices: Sequence[int] | None = None,
-        attempts: Sequence[int] | None = None,
-        tag: str | None = None,
-        cwd: str | None = None,
-        setup_script: str | os.PathLike[str] | None = None,
-        options: Mapping[str, Any] | None = None,
-    ) -> JobFiles:
-        """As :meth:`JobFileFactory.create`; with file transfer, rows run in the sandbox.
+    def table_rows(self, rows: list[JobRow]) -> list[JobRow]:
+        """With file transfer, rows run in the sandbox and fetch only remote URLs themselves.
 
-        ``files.rows`` always hold the specs as given; only the job table differs (see
-        :func:`render_sandbox_row`).
+        HTCondor brings local inputs into the sandbox and takes local outputs back
+        (:func:`plan_transfer`); ``files.rows`` keep the specs as given.
         """
         if not self.settings.transfers:
-            return super().create(
-                specs,
-                directory,
-                indices=indices,
-                attempts=attempts,
-                tag=tag,
-                cwd=cwd,
-                setup_script=setup_script,
-                options=options,
-            )
-        path = Path(directory).absolute()
-        rows = build_rows(specs, indices, attempts, cwd)
-        sandbox_rows = [attrs.evolve(r, spec=plan_transfer(r).wrapper_spec(r.spec), cwd=".") for r in rows]
-        wrapper = install_wrapper(path, setup_script)
-        tables = write_sandbox_tables(sandbox_rows, path)
-        files = JobFiles(
-            directory=path,
-            wrapper=wrapper,
-            tables=tables,
-            submit_files=(),
-            rows=tuple(rows),
-            tag=tag or default_tag(path),
-            options=dict(options or {}),
-        )
-        return attrs.evolve(files, submit_files=tuple(self.render_submit(files)))
+            return rows
+        return [attrs.evolve(r, spec=plan_transfer(r).wrapper_spec(r.spec), sandbox=True) for r in rows]
 
     def render_submit(self, files: JobFiles) -> list[Path]:
         text = render_description(files, self.settings)
