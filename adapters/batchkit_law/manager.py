@@ -8,7 +8,9 @@ and puts every job into one group, so
 * one law submission round (every job law submits at once: the first round, and each round
   of retries and newly free ``parallel_jobs`` slots) is ONE batchkit submit -- one Slurm
   array, one HTCondor cluster, one local run -- instead of one ``sbatch`` per job;
-* one law poll is ONE batchkit query for all active jobs, whatever their round;
+* one law poll is at most ONE batchkit query for all active jobs, whatever their round --
+  none for jobs whose wrapper already wrote its exit marker, and none at all between
+  ``query_interval`` seconds (default 30) while the markers tell how the jobs are doing;
 * ``--cancel-jobs`` / ``--cleanup-jobs`` are one batchkit cancel / cleanup.
 
 Job ids are :class:`~batchkit_law.job_id.LawJobId` strings (scheduler id, batch directory, law
@@ -25,15 +27,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from law.job.base import BaseJobManager
 
 import batchkit as bk
-from batchkit.backends.local import parse_marker, read_exit_marker
+from batchkit.backends.local import ExitMarker, parse_marker, read_exit_marker
 from batchkit.errors import BatchkitError, SpecError, SubmitError
 from batchkit.model import JobInfo, JobStatus
 from batchkit_law.job_id import LawJobId, parse_law_job_id
@@ -44,6 +48,8 @@ log = logging.getLogger(__name__)
 
 #: The one group every job belongs to.
 GROUP = "batchkit"
+#: Default seconds between two scheduler queries while the wrapper's markers tell what happens.
+DEFAULT_QUERY_INTERVAL = 30.0
 #: Default seconds a job may be unknown to its scheduler, without an exit marker, before it counts as lost.
 DEFAULT_LOST_AFTER = 600.0
 
@@ -54,6 +60,9 @@ class BatchkitJobManager(BaseJobManager):  # type: ignore[misc]  # law is untype
     ``backend`` names a batchkit backend (``"local"``, ``"slurm"``, ``"htcondor"``, ...),
     ``backend_options`` are its constructor options (e.g. ``{"partition": "debug"}``). The
     batchkit manager is created on first use, so building a task never touches a scheduler.
+    ``query_interval``: seconds between scheduler queries (0: every poll) -- in between, the
+    wrapper's markers report progress; ``lost_after``: seconds a job may be unknown to the
+    scheduler without an exit marker before law retries it.
     """
 
     job_grouping_submit = True
@@ -66,6 +75,7 @@ class BatchkitJobManager(BaseJobManager):  # type: ignore[misc]  # law is untype
         backend: str = "local",
         backend_options: Mapping[str, Any] | None = None,
         lost_after: float = DEFAULT_LOST_AFTER,
+        query_interval: float = DEFAULT_QUERY_INTERVAL,
         status_names: Sequence[str] | None = None,
         status_diff_styles: Mapping[str, Any] | None = None,
         threads: int = 1,
@@ -74,9 +84,12 @@ class BatchkitJobManager(BaseJobManager):  # type: ignore[misc]  # law is untype
         self.backend = backend
         self.backend_options = dict(backend_options or {})
         self.lost_after = float(lost_after)
+        self.query_interval = float(query_interval)
         self._manager: bk.JobManager | None = None
         self._lock = threading.Lock()
         self._unknown_since: dict[str, float] = {}
+        self._known: dict[str, JobInfo] = {}  # the scheduler's last word per backend id
+        self._last_query = float("-inf")
 
     @property
     def batchkit_manager(self) -> bk.JobManager:
@@ -150,7 +163,14 @@ class BatchkitJobManager(BaseJobManager):  # type: ignore[misc]  # law is untype
         _processes: Any = None,
         **kwargs: Any,
     ) -> Any:
-        """law status dicts of the jobs, from ONE batchkit query (see :mod:`batchkit_law.status`).
+        """law status dicts of the jobs (see :mod:`batchkit_law.status`): markers, then AT MOST one query.
+
+        The wrapper's markers come first (one directory listing per round): a job with an exit
+        marker is settled without the scheduler (unless a signal ended it: then the scheduler
+        is asked once why). The jobs without one are asked about in ONE
+        batchkit query -- every ``query_interval`` seconds, and at once for ids not asked
+        about before (a new round, a restarted ``law run``); in between, the scheduler's last
+        answer stands, and start markers turn "pending" into "running".
 
         Called by law as ``query(group, ids)``; ``query(id)`` and ``query([ids])`` work too. An id
         that is not a batchkit law id is reported as ``retry`` ("unknown job id"), which is what
@@ -162,33 +182,58 @@ class BatchkitJobManager(BaseJobManager):  # type: ignore[misc]  # law is untype
         for text in wanted:
             with contextlib.suppress(SpecError):
                 parsed[text] = parse_law_job_id(text)
-        backend_ids = list(dict.fromkeys(p.backend_id for p in parsed.values()))
-        infos = self.batchkit_manager.query(backend_ids) if backend_ids else {}
+        listings: dict[str, set[str]] = {}
+        for job in parsed.values():
+            if job.directory not in listings:
+                listings[job.directory] = _listdir(Path(job.directory) / "markers")
+        exits: dict[str, ExitMarker | None] = {
+            text: read_exit_marker(job.exit_marker) if f"{job.index}.exit" in listings[job.directory] else None
+            for text, job in parsed.items()
+        }
         now = time.time()
+        self._ask_scheduler(
+            [job for text, job in parsed.items() if exits[text] is None],
+            [job for text, job in parsed.items() if _killed(exits[text])],
+            now,
+        )
         result: dict[Any, dict[str, Any]] = {}
         for text in wanted:
-            if text not in parsed:
+            known = parsed.get(text)
+            if known is None:
                 result[text] = status_dict(text, RETRY, error=f"unknown job id {text!r} (not made by batchkit)")
                 continue
-            result[text] = self._status_of(text, parsed[text], infos.get(parsed[text].backend_id), now)
+            started = f"{known.index}.start" in listings[known.directory]
+            result[text] = self._status_of(text, known, exits[text], started, now)
         return result[wanted[0]] if single else result
 
-    def _status_of(self, text: str, job: LawJobId, info: JobInfo | None, now: float) -> dict[str, Any]:
-        if info is None:
-            info = JobInfo(job.backend_id, JobStatus.UNKNOWN, None, "missing from the query result", None)
-        marker = None
-        if info.status in (JobStatus.UNKNOWN, JobStatus.FAILED):
-            marker = read_exit_marker(job.exit_marker)
-        started = False
+    def _ask_scheduler(self, open_jobs: Sequence[LawJobId], killed: Sequence[LawJobId], now: float) -> None:
+        """At most one batchkit query: open jobs if due (else only those never asked about), and
+        jobs killed by a signal whose end the scheduler has not reported yet (it knows why:
+        cancelled, time limit, memory limit, ...)."""
+        due = now - self._last_query >= self.query_interval
+        ask = list(open_jobs) if due else [job for job in open_jobs if job.backend_id not in self._known]
+        for job in killed:
+            info = self._known.get(job.backend_id)
+            if info is None or not info.status.is_final:
+                ask.append(job)
+        backend_ids = list(dict.fromkeys(job.backend_id for job in ask))
+        if not backend_ids:
+            return
+        self._known.update(self.batchkit_manager.query(backend_ids))
+        if due:
+            self._last_query = now
+
+    def _status_of(
+        self, text: str, job: LawJobId, marker: ExitMarker | None, started: bool, now: float
+    ) -> dict[str, Any]:
+        info = self._known.get(job.backend_id)
+        if marker is not None and not _killed(marker):
+            self._known.pop(job.backend_id, None)  # settled: never asked about again
         unknown_for = 0.0
-        if info.status is JobStatus.UNKNOWN and marker is None:
-            started = job.start_marker.exists()
+        if marker is None and (info is None or info.status is JobStatus.UNKNOWN):
             unknown_for = now - self._unknown_since.setdefault(text, now)
         else:
             self._unknown_since.pop(text, None)
-        if info.status is JobStatus.FAILED and marker is not None and not info.reason:
-            # the scheduler says only "failed"; the wrapper's marker says where and why
-            info = JobInfo(info.job_id, JobStatus.UNKNOWN, None, None, info.native_state)
         data = law_status(text, info, marker, started, unknown_for, self.lost_after)
         if data["status"] in ("failed", "retry"):
             host = _remote_host(job)
@@ -220,6 +265,18 @@ class BatchkitJobManager(BaseJobManager):  # type: ignore[misc]  # law is untype
         if bad:
             raise SpecError(f"not batchkit law job id(s), left alone: {bad[:5]}{' ...' if len(bad) > 5 else ''}")
         return None if single else {text: None for text in wanted}
+
+
+def _killed(marker: ExitMarker | None) -> bool:
+    """True for an exit marker of a job that ended by a signal (exit code 128 + N)."""
+    return marker is not None and marker.exit_code > 128
+
+
+def _listdir(path: Path) -> set[str]:
+    try:
+        return set(os.listdir(path))
+    except OSError:  # not there yet (no job started), or not visible from here
+        return set()
 
 
 def _remote_host(job: LawJobId) -> str | None:

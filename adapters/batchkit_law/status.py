@@ -17,6 +17,9 @@ UNKNOWN            the wrapper's exit marker decides; without one the job counts
                    for ``lost_after`` seconds, then ``retry`` ("lost ...")
 =================  ==============================================================
 
+The wrapper's markers are read first: an exit marker settles a job (the scheduler need not be
+asked about it again), a start marker says "running" before the scheduler does.
+
 law's exit codes of ``law_job.sh`` (60 = task failed, 20 = bootstrap failed, ...) come back
 unchanged as ``code``, so law prints its own explanation next to them.
 """
@@ -49,20 +52,30 @@ def status_dict(
 
 def law_status(
     job_id: str,
-    info: JobInfo,
+    info: JobInfo | None,
     marker: ExitMarker | None = None,
     started: bool = False,
     unknown_for: float = 0.0,
     lost_after: float = 600.0,
 ) -> dict[str, Any]:
-    """law's view of one job.
+    """law's view of one job, from the scheduler's last answer and the wrapper's markers.
 
-    ``marker`` is the wrapper's exit marker (if there is one) and ``started`` whether the
-    wrapper wrote its start marker; both matter only when the scheduler says UNKNOWN.
-    ``unknown_for`` is how long (seconds) the job has been UNKNOWN without an exit marker.
+    ``info`` is what the scheduler said (possibly a while ago; None: never asked), ``marker``
+    the wrapper's exit marker if there is one, ``started`` whether the wrapper wrote its start
+    marker, ``unknown_for`` how long (seconds) the job has been UNKNOWN without an exit marker.
+
+    The exit marker is the job's own word and wins -- except that the scheduler's "cancelled",
+    or its reason for a failure ("TIMEOUT", "OUT_OF_MEMORY", ...), says more than "killed by
+    SIGTERM".
+    A start marker turns a (possibly outdated) "pending" into "running".
     """
-    if info.status is JobStatus.UNKNOWN and marker is not None:
+    if info is None:
+        info = JobInfo(job_id, JobStatus.UNKNOWN, None, "not asked yet", None)
+    explained = info.status is JobStatus.CANCELLED or (info.status is JobStatus.FAILED and bool(info.reason))
+    if marker is not None and not explained:
         info = info_from_exit_marker(info.job_id, marker)
+    elif info.status is JobStatus.PENDING and started:
+        info = JobInfo(info.job_id, JobStatus.RUNNING, None, None, info.native_state)
     extra: dict[str, Any] = {"native_state": info.native_state} if info.native_state else {}
     if info.status is JobStatus.PENDING:
         return status_dict(job_id, PENDING, extra=extra)

@@ -48,7 +48,7 @@ from batchkit.model import Resources
 from batchkit_law.config import register_config_defaults
 from batchkit_law.files import BatchkitJobFileFactory, job_postfix
 from batchkit_law.interrupt import deferred_interrupt
-from batchkit_law.manager import DEFAULT_LOST_AFTER, BatchkitJobManager
+from batchkit_law.manager import DEFAULT_LOST_AFTER, DEFAULT_QUERY_INTERVAL, BatchkitJobManager
 
 register_config_defaults()
 
@@ -208,6 +208,9 @@ class BatchkitWorkflow(BaseRemoteWorkflow):  # type: ignore[misc]  # law is unty
     * ``batchkit_bootstrap_file()``, ``batchkit_stageout_file()``, ``batchkit_wrapper_file()``,
       ``batchkit_job_file()`` -- law's job-side files (paths or :class:`law.JobInputFile`).
     * ``batchkit_log_directory()`` -- where ``--transfer-logs`` puts ``stdall_<postfix>.txt``.
+    * ``batchkit_query_interval()`` -- seconds between scheduler queries (default 30; 0: every
+      poll). Polls in between read only the batchkit wrapper's start/exit markers, so a short
+      ``--poll-interval`` shows progress without loading the scheduler.
     * ``batchkit_lost_after()`` -- seconds a job may be unknown to the scheduler, without an
       exit marker, before it is retried as lost.
     * law's generic ones: ``batchkit_job_resources`` (luigi scheduler resources, *not* batch
@@ -256,6 +259,9 @@ class BatchkitWorkflow(BaseRemoteWorkflow):  # type: ignore[misc]  # law is unty
 
     def batchkit_lost_after(self) -> float:
         return DEFAULT_LOST_AFTER
+
+    def batchkit_query_interval(self) -> float:
+        return DEFAULT_QUERY_INTERVAL
 
     def batchkit_resources(self, job_num: int, branches: Sequence[int]) -> Resources | Mapping[str, Any] | None:
         return None
@@ -306,6 +312,7 @@ class BatchkitWorkflow(BaseRemoteWorkflow):  # type: ignore[misc]  # law is unty
         kwargs.setdefault("backend", self.batchkit_backend_name())
         kwargs.setdefault("backend_options", self.batchkit_backend_options())
         kwargs.setdefault("lost_after", self.batchkit_lost_after())
+        kwargs.setdefault("query_interval", self.batchkit_query_interval())
         return self.batchkit_job_manager_cls()(**kwargs)
 
     def batchkit_job_file_factory_cls(self) -> type[BatchkitJobFileFactory]:

@@ -64,9 +64,9 @@ def _wait(manager: BatchkitJobManager, ids: list[str], final: int, timeout: floa
         time.sleep(0.2)
 
 
-def test_a_round_is_one_submit_and_every_poll_one_query(tmp_path: Path) -> None:
+def test_a_round_is_one_submit_and_every_poll_at_most_one_query(tmp_path: Path) -> None:
     path = _round(tmp_path / "round_1", {1: ["true"], 2: ["sh", "-c", "exit 7"], 3: ["sleep", "60"]})
-    manager = BatchkitJobManager("law-test-counting-local", {"max_parallel": 3})
+    manager = BatchkitJobManager("law-test-counting-local", {"max_parallel": 3}, query_interval=0)
     ids = manager.submit_group([path] * 3)
     backend = manager.batchkit_manager
     assert isinstance(backend, CountingLocalJobManager)
@@ -80,12 +80,35 @@ def test_a_round_is_one_submit_and_every_poll_one_query(tmp_path: Path) -> None:
     assert answer[ids[1]]["status"] == "failed" and answer[ids[1]]["code"] == 7
     assert answer[ids[1]]["extra"]["remote_host"]  # from the wrapper's start marker
     assert answer[ids[2]]["status"] in ("pending", "running")
-    assert backend.calls[1:] == [("query", 3)] * polls  # one batchkit query per law poll
+    queries = backend.calls[1:]
+    assert len(queries) == polls and {name for name, _ in queries} == {"query"}  # one per law poll
+    manager.query_group(ids)
+    assert backend.calls[-1] == ("query", 1)  # jobs with an exit marker are not asked about again
 
     assert manager.cancel_group([ids[2]]) == []
     assert backend.calls[-1] == ("cancel", 1)
     cancelled = manager.query_group([ids[2]])[ids[2]]
     assert cancelled["status"] == "failed" and "cancelled" in cancelled["error"]
+
+
+def test_between_scheduler_queries_the_markers_report_progress(tmp_path: Path) -> None:
+    path = _round(tmp_path / "round_1", {1: ["sleep", "1"], 2: ["sh", "-c", "sleep 1; exit 5"]})
+    manager = BatchkitJobManager("law-test-counting-local", {"max_parallel": 2}, query_interval=3600)
+    ids = manager.submit_group([path] * 2)
+    seen: set[str] = set()
+    deadline = time.monotonic() + 60
+    answer: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        answer = manager.query_group(ids)
+        seen.update(d["status"] for d in answer.values())
+        if all(d["status"] in ("finished", "failed") for d in answer.values()):
+            break
+        time.sleep(0.1)
+    assert [(d["status"], d["code"]) for d in answer.values()] == [("finished", 0), ("failed", 5)]
+    assert "running" in seen  # from the start markers
+    backend = manager.batchkit_manager
+    assert isinstance(backend, CountingLocalJobManager)
+    assert backend.calls == [("submit", 2), ("query", 2)]  # only the first poll asked the backend
 
 
 def test_ids_stay_queryable_from_a_new_process_and_after_cleanup(tmp_path: Path) -> None:

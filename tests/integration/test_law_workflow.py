@@ -193,9 +193,8 @@ def shim_directory(tmp_path: Path) -> tuple[Path, Path]:
     return shim, log
 
 
-@pytest.mark.slurm
-@pytest.mark.slow
-def test_workflow_with_a_retry_runs_to_completion_on_slurm(tmp_path: Path) -> None:
+def slurm_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """law's environment for the test Slurm, with a shim that logs every scheduler call."""
     require_service("BATCHKIT_TEST_SLURM", "Slurm")
     options: dict[str, Any] = {}
     if services().get("BATCHKIT_TEST_SLURM_PARTITION"):
@@ -205,14 +204,45 @@ def test_workflow_with_a_retry_runs_to_completion_on_slurm(tmp_path: Path) -> No
     env = law_env(tmp_path, options)
     shim, calls_log = shim_directory(tmp_path)
     env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
+    return env, calls_log
 
+
+def scheduler_calls(calls_log: Path) -> Counter[str]:
+    return Counter(line.split()[0] for line in calls_log.read_text().splitlines())
+
+
+def polls_of(result: subprocess.CompletedProcess[str], jobs: int) -> int:
+    """How many times law polled (it prints one status line per poll)."""
+    return sum(1 for line in result.stdout.splitlines() if f": all: {jobs}, " in line)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_workflow_with_a_retry_runs_to_completion_on_slurm(tmp_path: Path) -> None:
+    env, calls_log = slurm_env(tmp_path)
+    env["LAWTEST_QUERY_INTERVAL"] = "0"  # ask Slurm on every poll that has unfinished jobs
     result = law_run(
         env, "--batchkit-backend", "slurm", "--n", "20", "--tasks-per-job", "2", "--fail-once", "5", "--retries", "2"
     )
     check_retry_workflow(tmp_path, result)
-    calls = Counter(line.split()[0] for line in calls_log.read_text().splitlines())
+    calls = scheduler_calls(calls_log)
     assert calls["sbatch"] == 2  # one array per submission round: the first 10 jobs, then the retry
-    polls = sum(1 for line in result.stdout.splitlines() if ": all: 10, " in line)
-    assert polls >= 2
-    assert calls["sacct"] + calls["squeue"] == polls  # one status query per law poll
+    polls = polls_of(result, 10)
+    assert polls >= 3
+    assert 2 <= calls["sacct"] + calls["squeue"] <= polls  # at most one status query per law poll
     assert calls["scontrol"] <= 1  # the cluster's configuration, asked once
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_polls_between_scheduler_queries_follow_the_markers_on_slurm(tmp_path: Path) -> None:
+    env, calls_log = slurm_env(tmp_path)
+    env["LAWTEST_QUERY_INTERVAL"] = "3600"  # Slurm is asked only about new jobs and killed ones
+    result = law_run(env, "--batchkit-backend", "slurm", "--n", "6", "--tasks-per-job", "2", "--sleep", "3")
+    assert result.returncode == 0, explain(result)
+    assert runs(tmp_path) == Counter(range(6))
+    polls = polls_of(result, 3)
+    assert polls >= 3  # law followed pending -> running -> finished ...
+    assert "running: 3" in result.stdout or "running: 2" in result.stdout
+    calls = scheduler_calls(calls_log)
+    assert (calls["sbatch"], calls["sacct"] + calls["squeue"]) == (1, 1)  # ... from one sbatch and one sacct

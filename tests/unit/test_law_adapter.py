@@ -139,6 +139,31 @@ def test_exit_marker_decides_when_the_scheduler_forgot(marker: ExitMarker, statu
     assert (data["status"], data["code"]) == (status, code)
 
 
+@pytest.mark.parametrize(
+    ("info", "marker", "started", "status", "code", "error"),
+    [
+        # the scheduler's answer is older than the markers: the markers win
+        (JobInfo("1", JobStatus.RUNNING, None, None, "RUNNING"), ExitMarker(0, 1.0, "done", ""),
+         True, "finished", 0, None),
+        (JobInfo("1", JobStatus.PENDING, None, None, "PENDING"), None, True, "running", None, None),
+        (None, None, False, "pending", None, None),  # not asked yet
+        (None, None, True, "running", None, None),
+        # killed by a signal: the scheduler's words say more than the wrapper's
+        (JobInfo("1", JobStatus.CANCELLED, None, None, "CANCELLED"),
+         ExitMarker(143, 1.0, "command", "killed by SIGTERM"), True, "failed", None, "cancelled"),
+        (JobInfo("1", JobStatus.FAILED, 137, "OUT_OF_MEMORY", "OUT_OF_MEMORY"),
+         ExitMarker(137, 1.0, "command", "killed by SIGKILL"), True, "failed", 137, "OUT_OF_MEMORY"),
+        (JobInfo("1", JobStatus.RUNNING, None, None, "RUNNING"), ExitMarker(143, 1.0, "command", "killed by SIGTERM"),
+         True, "failed", 143, "killed by SIGTERM"),
+    ],
+)  # fmt: skip
+def test_markers_and_the_last_scheduler_answer_combine(
+    info: JobInfo | None, marker: ExitMarker | None, started: bool, status: str, code: int | None, error: str | None
+) -> None:
+    data = law_status("x", info, marker, started)
+    assert (data["status"], data["code"], data["error"]) == (status, code, error)
+
+
 # ----------------------------------------------------------------------------- specs and rounds
 
 
