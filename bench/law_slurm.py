@@ -7,7 +7,10 @@ file) is run to completion twice, one after the other, on the local test Slurm
 * ``law``: ``law run lawtasks.SlurmCountedTask --workflow slurm`` -- law's SlurmWorkflow, one
   ``sbatch`` per job, ``squeue``/``sacct`` in chunks of 25 ids per poll;
 * ``batchkit``: ``law run lawtasks.CountedTask --workflow batchkit --batchkit-backend slurm`` --
-  one array per submission round, one ``sacct`` per poll.
+  one array per submission round; polls read the batchkit wrapper's markers and ask Slurm (one
+  ``sacct``) at most every 30 s (the adapter's default ``batchkit_query_interval``);
+* ``batchkit-q0``: the same with ``batchkit_query_interval`` 0 -- one ``sacct`` on every poll
+  that still has unfinished jobs (what the ratio is without the markers).
 
 Both with the same ``--poll-interval`` and ``--tasks-per-job``, each in a fresh directory with
 its own LAW_HOME and law.cfg (``[luigi_core] local_scheduler: True``). Scheduler calls are
@@ -21,7 +24,7 @@ with every branch run exactly once. Then the ratios law / batchkit. On a 2-core 
 with other work, the payload (law_job.sh starts Python several times per branch) competes with
 the submitting process, so wall times are noisy (+-20 %); call counts are exact.
 
-    .venv/bin/python bench/law_slurm.py [--n 500] [--poll-interval 0.05] [--order law,batchkit]
+    .venv/bin/python bench/law_slurm.py [--n 500] [--poll-interval 0.05] [--variants law,batchkit,batchkit-q0]
 """
 
 from __future__ import annotations
@@ -98,6 +101,8 @@ def run_variant(variant: str, work: Path, n: int, poll_interval: str, tasks_per_
         argv = ["run", "lawtasks.SlurmCountedTask", "--workflow", "slurm", "--slurm-partition", partition]
     else:
         argv = ["run", "lawtasks.CountedTask", "--workflow", "batchkit", "--batchkit-backend", "slurm"]
+        if variant == "batchkit-q0":
+            env["LAWTEST_QUERY_INTERVAL"] = "0"
     t0 = time.time()
     result = subprocess.run(
         [str(VENV_BIN / "law"), *argv, *common],
@@ -153,7 +158,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500, help="branches (default 500)")
     parser.add_argument("--tasks-per-job", type=int, default=1)
     parser.add_argument("--poll-interval", default="0.05", help="law --poll-interval in minutes (default 0.05)")
-    parser.add_argument("--order", default="law,batchkit", help="which variant runs first")
+    parser.add_argument("--variants", default="law,batchkit,batchkit-q0", help="which variants, in this order")
     parser.add_argument("--keep", action="store_true", help="keep the work directories")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
@@ -163,7 +168,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bk-bench-law-slurm-"))
     results = {}
     try:
-        for variant in args.order.split(","):
+        for variant in args.variants.split(","):
             wait_for_empty_queue()
             print(f"running {variant} ({args.n} branches) ...", flush=True)
             results[variant] = run_variant(variant, root / variant, args.n, args.poll_interval, args.tasks_per_job)
@@ -172,18 +177,21 @@ def main() -> None:
             shutil.rmtree(root, ignore_errors=True)
 
     print(f"\nlaw workflow, {args.n} branches, tasks_per_job={args.tasks_per_job}, poll {args.poll_interval} min")
-    header = f"{'variant':9} {'rc':>3} {'submit s':>9} {'total s':>8} {'sbatch':>6} {'squeue':>6} {'sacct':>6}"
+    header = f"{'variant':11} {'rc':>3} {'submit s':>9} {'total s':>8} {'sbatch':>6} {'squeue':>6} {'sacct':>6}"
     print(header + f" {'scontrol':>8} {'polls':>5} {'outputs':>7} once")
     for r in results.values():
         c = r["calls"]
         print(
-            f"{r['variant']:9} {r['returncode']:>3} {r['submit_wall']:>9.2f} {r['total_wall']:>8.1f} "
+            f"{r['variant']:11} {r['returncode']:>3} {r['submit_wall']:>9.2f} {r['total_wall']:>8.1f} "
             f"{c['sbatch']:>6} {c['squeue']:>6} {c['sacct']:>6} {c['scontrol']:>8} {r['polls']:>5} "
             f"{r['outputs']:>7} {'yes' if r['runs_exactly_once'] else 'NO'}"
         )
-    if "law" in results and "batchkit" in results:
-        law, ours = results["law"], results["batchkit"]
-        print("\nratios law / batchkit (same run):")
+    law = results.get("law")
+    for name in ("batchkit", "batchkit-q0"):
+        ours = results.get(name)
+        if law is None or ours is None:
+            continue
+        print(f"\nratios law / {name} (same run):")
         print(f"  scheduler calls (sbatch+squeue+sacct): {law['scheduler_calls']} / {ours['scheduler_calls']}"
               f" = {law['scheduler_calls'] / max(ours['scheduler_calls'], 1):.1f}x fewer")  # fmt: skip
         print(f"  submission wall: {law['submit_wall']:.2f} s / {ours['submit_wall']:.2f} s"
