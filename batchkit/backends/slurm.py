@@ -54,7 +54,6 @@ from batchkit.backends.slurm_commands import (
 )
 from batchkit.backends.slurm_options import SlurmSiteOptions, check_submit_options
 from batchkit.backends.slurm_parse import (
-    SlurmClusterConfig,
     SlurmRecord,
     expand_task_ranges,
     format_task_ranges,
@@ -64,9 +63,9 @@ from batchkit.backends.slurm_parse import (
     is_invalid_job_id,
     parse_sacct,
     parse_sbatch_parsable,
-    parse_scontrol_config,
     parse_squeue,
 )
+from batchkit.backends.slurm_scontrol import SlurmClusterConfig, parse_scontrol_config
 from batchkit.errors import CommandError, ParseError, SpecError, SubmitError, TransientError
 from batchkit.jobfiles import JobFileFactory, JobFiles
 from batchkit.model import JobInfo

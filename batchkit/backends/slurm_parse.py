@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 import attrs
@@ -308,7 +308,7 @@ def parse_sacct(text: str, fields: Sequence[str]) -> list[SlurmRecord]:
         if len(values) != width:
             continue
         job_id, raw_id, state, exit_code, reason, name = (values[i] if i >= 0 else "" for i in pick)
-        record = _make_record(job_id, raw_id, state, parse_exit_code(exit_code), reason, name)
+        record = make_record(job_id, raw_id, state, parse_exit_code(exit_code), reason, name)
         if record is not None:
             records.append(record)
     return records
@@ -320,7 +320,7 @@ def _picker(names: Sequence[str], wanted: Sequence[str]) -> list[int]:
     return [lowered.index(w.lower()) if w.lower() in lowered else -1 for w in wanted]
 
 
-def _make_record(
+def make_record(
     printed_id: str,
     raw_id: str | None,
     state_text: str,
@@ -369,7 +369,7 @@ def parse_squeue(text: str, fields: Sequence[str]) -> list[SlurmRecord]:
         if len(values) != width:
             continue
         array_job, raw_id, state, compact, exit_code, reason, name = (values[i] if i >= 0 else "" for i in pick)
-        record = _make_record(array_job or raw_id, raw_id, state or compact, parse_wait_status(exit_code), reason, name)
+        record = make_record(array_job or raw_id, raw_id, state or compact, parse_wait_status(exit_code), reason, name)
         if record is not None:
             records.append(record)
     return records
@@ -378,99 +378,6 @@ def parse_squeue(text: str, fields: Sequence[str]) -> list[SlurmRecord]:
 def is_invalid_job_id(text: str) -> bool:
     """squeue's answer when none of the requested ids is known (any more)."""
     return "invalid job id specified" in text.lower()
-
-
-# ----------------------------------------------------------------------------- scontrol
-def parse_scontrol_records(text: str) -> list[dict[str, str]]:
-    """``scontrol show job -o`` / ``show config`` style text -> one dict per record.
-
-    With ``-o`` every record is one line of ``Key=Value`` pairs; values may contain spaces
-    (``Command=/path/run.sh 300``), so a word without ``=`` continues the previous value.
-    Without ``-o`` records are separated by blank lines.
-    """
-    records: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    last_key: str | None = None
-    for line in text.splitlines():
-        if not line.strip():
-            if current:
-                records.append(current)
-                current, last_key = {}, None
-            continue
-        if current and not line.startswith((" ", "\t")) and line.lstrip().startswith("JobId="):
-            records.append(current)
-            current, last_key = {}, None
-        for word in line.split():
-            key, eq, value = word.partition("=")
-            if eq and key:
-                current[key] = value
-                last_key = key
-            elif last_key is not None:
-                current[last_key] += " " + word
-    if current:
-        records.append(current)
-    return records
-
-
-def parse_scontrol_jobs(text: str) -> list[SlurmRecord]:
-    """``scontrol show job -o`` -> records (collapsed pending array tasks included)."""
-    records: list[SlurmRecord] = []
-    for fields in parse_scontrol_records(text):
-        job_id = fields.get("JobId", "")
-        array_id = fields.get("ArrayJobId")
-        task = fields.get("ArrayTaskId")
-        printed = job_id
-        if array_id and task:
-            printed = f"{array_id}_{task}" if task.isdigit() else f"{array_id}_[{task}]"
-        record = _make_record(
-            printed,
-            job_id,
-            fields.get("JobState", ""),
-            parse_exit_code(fields.get("ExitCode", "")),
-            fields.get("Reason", ""),
-            fields.get("JobName", ""),
-        )
-        if record is not None:
-            records.append(record)
-    return records
-
-
-@attrs.frozen
-class SlurmClusterConfig:
-    """What batchkit needs to know about a cluster, from ``scontrol show config``."""
-
-    max_array_size: int = 1001
-    min_job_age: int = 300
-    accounting: bool = True
-    version: str = ""
-    cluster: str = ""
-
-
-def parse_scontrol_config(text: str) -> SlurmClusterConfig:
-    """Read MaxArraySize, MinJobAge, AccountingStorageType, SLURM_VERSION and ClusterName.
-
-    Missing or unreadable values keep Slurm's documented defaults (MaxArraySize 1001,
-    MinJobAge 300 s, accounting assumed on).
-    """
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            values[key.strip()] = value.strip()
-    default = SlurmClusterConfig()
-    storage = values.get("AccountingStorageType", "")
-    return SlurmClusterConfig(
-        max_array_size=_leading_int(values.get("MaxArraySize"), default.max_array_size),
-        min_job_age=_leading_int(values.get("MinJobAge"), default.min_job_age),
-        accounting=not storage.endswith("/none") if storage else default.accounting,
-        version=values.get("SLURM_VERSION", ""),
-        cluster=values.get("ClusterName", ""),
-    )
-
-
-def _leading_int(text: str | None, default: int) -> int:
-    match = re.match(r"\s*(\d+)", text or "")
-    return int(match.group(1)) if match else default
 
 
 # ----------------------------------------------------------------------------- sbatch
@@ -544,11 +451,3 @@ def ids_to_query(job_ids: Iterable[str]) -> list[str]:
         if parts is not None:
             out[parts.array_id] = None
     return sorted(out, key=int)
-
-
-def records_by_name(records: Iterable[SlurmRecord]) -> Mapping[str, list[SlurmRecord]]:
-    """Group records by job name (``find`` matches arrays by their name)."""
-    out: dict[str, list[SlurmRecord]] = {}
-    for record in records:
-        out.setdefault(record.name, []).append(record)
-    return out

@@ -24,7 +24,7 @@ from conftest import require_service, services
 
 import batchkit as bk
 from batchkit.backends.slurm import SlurmJobManager
-from batchkit.backends.slurm_parse import parse_scontrol_records
+from batchkit.backends.slurm_scontrol import parse_scontrol_records
 from batchkit.errors import SubmitError, TransientError
 from batchkit.runner import CALL_COUNTS, run_command
 

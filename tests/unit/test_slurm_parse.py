@@ -22,14 +22,12 @@ from batchkit.backends.slurm_parse import (
     parse_exit_code,
     parse_sacct,
     parse_sbatch_parsable,
-    parse_scontrol_config,
-    parse_scontrol_jobs,
-    parse_scontrol_records,
     parse_squeue,
     parse_wait_status,
     record_to_info,
     split_job_id,
 )
+from batchkit.backends.slurm_scontrol import parse_scontrol_config, parse_scontrol_jobs, parse_scontrol_records
 from batchkit.model import JobStatus
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "slurm"
