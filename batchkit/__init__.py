@@ -12,6 +12,7 @@ a :class:`Submission` supervise them in a directory that survives crashes::
 """
 
 from batchkit.backends.base import JobManager
+from batchkit.environment import Environment
 from batchkit.errors import BatchkitError
 from batchkit.jobfiles import JobFileFactory, JobFiles
 from batchkit.model import JobInfo, JobSpec, JobStatus, Resources
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchkitError",
+    "Environment",
     "JobFileFactory",
     "JobFiles",
     "JobInfo",

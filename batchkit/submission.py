@@ -28,8 +28,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from batchkit.backends.base import JobManager
 from batchkit.backends.local import info_from_exit_marker, read_exit_marker
+from batchkit.environment import Environment
 from batchkit.errors import (
     BatchkitError,
     SpecError,
@@ -86,11 +89,15 @@ class Submission:
         backend_options: Mapping[str, Any] | None = None,
         setup_script: str | os.PathLike[str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
+        environment: Environment | Mapping[str, Any] | None = None,
     ) -> Submission:
         """Create a submission in ``directory`` (or open it, if it holds this very one).
 
         Nothing is submitted yet: call :meth:`submit` or :meth:`wait`. A directory holding a
         *different* submission raises :class:`SubmissionExistsError` and is left untouched.
+        ``environment`` (:class:`~batchkit.environment.Environment`) is what every job runs in;
+        ``setup_script`` is short for ``Environment(setup_script=...)``. The setup script is
+        copied into the submission once; a tarball is unpacked once per node, not per job.
         """
         path = Path(directory).absolute()
         job_specs = [JobSpec.from_dict(s) for s in specs]
@@ -100,11 +107,22 @@ class Submission:
             isinstance(parallel_jobs, bool) or not isinstance(parallel_jobs, int) or parallel_jobs < 1
         ):
             raise SpecError(f"parallel_jobs must be a positive integer, got {parallel_jobs!r}")
+        env = Environment.from_dict(environment)
+        if setup_script is not None:
+            if env.setup_script is not None:
+                raise SpecError("give the setup script either as setup_script or in environment, not both")
+            env = attrs.evolve(env, setup_script=setup_script)
+        env.check()
         options = dict(backend_options or {})
         # unknown backend or bad options -> error before anything is written (constructors
         # of JobManagers do not contact the scheduler)
         get_job_manager(backend, **options)
-        settings = {"retries": retries, "parallel_jobs": parallel_jobs, "backend_options": options}
+        settings = {
+            "retries": retries,
+            "parallel_jobs": parallel_jobs,
+            "backend_options": options,
+            "environment": env.to_dict(),
+        }
         spec_texts = specs_json(job_specs)
         fingerprint = _fingerprint(backend, spec_texts, settings)
         if (path / RECORD_NAME).exists():
@@ -117,14 +135,10 @@ class Submission:
                     "choose another directory or open it with Submission.open"
                 )
             return existing
-        setup_copy = None
-        if setup_script is not None:
-            source = Path(setup_script)
-            if not source.is_file():
-                raise SpecError(f"setup script {source} does not exist")
+        if env.setup_script is not None:  # shipped once: later edits of the original do not leak in
             path.mkdir(parents=True, exist_ok=True)
-            setup_copy = path / "setup.sh"
-            shutil.copyfile(source, setup_copy)
+            shutil.copyfile(env.setup_script, path / "setup.sh")
+            env = attrs.evolve(env, setup_script=path / "setup.sh")
         meta = {
             "backend": backend,
             "backend_options": options,
@@ -134,7 +148,7 @@ class Submission:
             "cwd": str(Path(cwd).absolute()) if cwd else os.getcwd(),
             "created": time.time(),
             "fingerprint": fingerprint,
-            "setup_script": str(setup_copy) if setup_copy else None,
+            "environment": env.to_dict(),
             "cancel_requested": False,
         }
         store = JobRecordStore.create(path, meta, job_specs, spec_texts)
@@ -176,6 +190,11 @@ class Submission:
     @property
     def backend_options(self) -> dict[str, Any]:
         return dict(self._meta.get("backend_options") or {})
+
+    @property
+    def environment(self) -> Environment:
+        """What the jobs run in (setup script, packed environment, command prefix)."""
+        return Environment.from_dict(self._meta.get("environment"))
 
     @property
     def tag(self) -> str:
@@ -294,7 +313,7 @@ class Submission:
                 attempts=attempts,
                 tag=batch.tag,
                 cwd=self._meta.get("cwd"),
-                setup_script=self._meta.get("setup_script"),
+                environment=self.environment,
                 options=options,
             )
         except SubmitError as exc:

@@ -15,7 +15,7 @@
 # half a marker. The exit marker is the job-side truth that outlives the scheduler's memory.
 #
 # Exit codes: the command's own exit code, 128+N when killed by signal N, or
-#   241 stage-in failed   243 stage-out failed   244 setup script failed
+#   241 stage-in failed   243 stage-out failed   244 setup script or environment failed
 #   245 wrapper error (row not found, working directory unusable)
 
 # Prefer bash when the node has it: users' setup scripts are usually bash.
@@ -114,9 +114,66 @@ bk_put() {  # bk_put NAME DESTINATION
     esac || { bk_reason="stage-out of $1 to $2 failed"; return 1; }
 }
 
+# bk_exec ARGV...: how a command is executed; a table may redefine it to add a prefix
+# (e.g. `apptainer exec IMAGE`). It runs in the background subshell and replaces it.
+bk_exec() { exec "$@"; }
+
 bk_run() {  # bk_run ARGV...: start the command as a direct child, remember its pid
-    "$@" </dev/null &
+    bk_exec "$@" </dev/null &
     bk_child=$!
+}
+
+bk_lock_owner_gone() {  # the pid recorded in a lock directory is not running on this host
+    bk_owner=$(cat "$1/owner" 2>/dev/null) || return 1
+    [ "${bk_owner%% *}" = "$(hostname 2>/dev/null || uname -n)" ] || return 1
+    ! kill -0 "${bk_owner##* }" 2>/dev/null
+}
+
+bk_unpack_env() {  # unpack $BK_ENV_TARBALL once per node, then activate it
+    bk_cache=${BATCHKIT_ENV_CACHE:-${TMPDIR:-/tmp}/batchkit-env-$(id -u)}
+    bk_target="$bk_cache/$BK_ENV_DIGEST"
+    mkdir -p "$bk_cache" || return 1
+    bk_waited=0
+    while [ ! -f "$bk_target/.batchkit-complete" ]; do
+        if mkdir "$bk_target.lock" 2>/dev/null; then
+            echo "$(hostname 2>/dev/null || uname -n) $$" > "$bk_target.lock/owner"
+            bk_log "unpacking environment $BK_ENV_TARBALL into $bk_target"
+            rm -rf "$bk_target" "$bk_target.part"
+            mkdir -p "$bk_target.part"
+            case $BK_ENV_TARBALL in
+                *://*) bk_archive="$bk_target.part.archive"
+                       bk_transfer "$BK_ENV_TARBALL" "$bk_archive" || { rm -rf "$bk_target.part" "$bk_target.lock"; return 1; } ;;
+                *) bk_archive=$BK_ENV_TARBALL ;;
+            esac
+            if ! tar -xf "$bk_archive" -C "$bk_target.part"; then
+                rm -rf "$bk_target.part" "$bk_target.part.archive" "$bk_target.lock"
+                return 1
+            fi
+            rm -f "$bk_target.part.archive"
+            mv "$bk_target.part" "$bk_target" || { rm -rf "$bk_target.lock"; return 1; }
+            if [ -x "$bk_target/bin/conda-unpack" ]; then
+                (cd "$bk_target" && ./bin/conda-unpack) || { rm -rf "$bk_target" "$bk_target.lock"; return 1; }
+            fi
+            : > "$bk_target/.batchkit-complete"
+            rm -rf "$bk_target.lock"
+        elif bk_lock_owner_gone "$bk_target.lock"; then
+            bk_log "removing the stale lock of a job that died while unpacking"
+            rm -rf "$bk_target.lock"
+        else
+            sleep 1
+            bk_waited=$((bk_waited + 1))
+            [ "$bk_waited" -lt "${BATCHKIT_ENV_WAIT:-3600}" ] || return 1
+        fi
+    done
+    if [ -f "$bk_target/bin/activate" ]; then
+        # shellcheck disable=SC1091
+        . "$bk_target/bin/activate"
+    else
+        PATH="$bk_target/bin:$PATH"
+        export PATH
+    fi
+    BATCHKIT_ENV_DIR=$bk_target
+    export BATCHKIT_ENV_DIR
 }
 
 # --- load the row ------------------------------------------------------------------------
@@ -163,6 +220,10 @@ if [ -f "$BK_DIR/setup.sh" ]; then
     bk_log "sourcing $BK_DIR/setup.sh"
     # shellcheck disable=SC1091
     . "$BK_DIR/setup.sh" || { bk_reason="setup script $BK_DIR/setup.sh failed"; bk_finish 244; }
+fi
+if [ -n "${BK_ENV_TARBALL:-}" ]; then
+    bk_step=environment
+    bk_unpack_env || { bk_reason="cannot unpack the environment $BK_ENV_TARBALL"; bk_finish 244; }
 fi
 bk_env
 

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from batchkit.environment import Environment
 from batchkit.jobfiles import JobFileFactory, JobFiles
 from batchkit.model import JobInfo, JobSpec
 
@@ -54,6 +55,7 @@ class JobManager(abc.ABC):
         cwd: str | None = None,
         setup_script: str | os.PathLike[str] | None = None,
         options: Mapping[str, Any] | None = None,
+        environment: Environment | None = None,
     ) -> list[str]:
         """Submit ``specs`` as one batch and return one job id per spec, in order.
 
@@ -71,6 +73,7 @@ class JobManager(abc.ABC):
             cwd=cwd,
             setup_script=setup_script,
             options=options,
+            environment=environment,
         )
         return self.submit_files(files)
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from batchkit.environment import Environment
 from batchkit.errors import SpecError, SubmissionBusyError, UserError
 from batchkit.jobsfile import load_jobs
 from batchkit.model import JobSpec, JobStatus, Resources, substitute_placeholders
@@ -52,6 +53,13 @@ def add_commands(sub: Any) -> None:
         "--option", "-o", action="append", default=[], metavar="KEY=VALUE", help="backend option (repeatable)"
     )
     p.add_argument("--setup", metavar="SCRIPT", help="shell script every job sources first (shipped once)")
+    p.add_argument(
+        "--env-tarball",
+        metavar="PATH|URL",
+        help="packed environment (venv-pack/conda-pack .tar.gz) unpacked once per node, then activated",
+    )
+    p.add_argument("--apptainer", metavar="IMAGE", help="run every job inside this Apptainer image")
+    p.add_argument("--bind", action="append", default=[], metavar="PATH", help="with --apptainer: bind PATH")
     p.add_argument("--wait", action="store_true", help="wait for the jobs after submitting")
     _add_wait_arguments(p)
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- PROGRAM ARGS...")
@@ -140,6 +148,15 @@ def _option_value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+def environment_from_args(args: argparse.Namespace) -> Environment:
+    """The Environment the ``--setup``/``--env-tarball``/``--apptainer`` arguments describe."""
+    if args.bind and not args.apptainer:
+        raise SpecError("--bind needs --apptainer")
+    if args.apptainer:
+        return Environment.apptainer(args.apptainer, binds=args.bind, setup_script=args.setup, tarball=args.env_tarball)
+    return Environment(setup_script=args.setup, tarball=args.env_tarball)
 
 
 def specs_from_args(args: argparse.Namespace) -> list[JobSpec]:
@@ -256,7 +273,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         retries=args.retries,
         parallel_jobs=args.parallel_jobs,
         backend_options=options,
-        setup_script=args.setup,
+        environment=environment_from_args(args),
     )
     with submission:
         submitted = submission.submit()
