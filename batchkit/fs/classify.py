@@ -138,6 +138,7 @@ XRD_TRANSIENT_CODES = frozenset(
         301,  # errNoMoreFreeSIDs
         16,  # errNoMoreReplicas
         1,  # errRetry
+        11,  # errUninitialized: what a CopyProcess job reports when its server vanished mid-write
     }
 )
 XRD_UNSUPPORTED_CODES = frozenset({13, 15, 205})  # errNotSupported, errNotImplemented, errQueryNotSupported

@@ -116,7 +116,7 @@ class GfalFileSystem(FileSystem):
         params.overwrite = True
         params.create_parent = True
         params.timeout = int(max(60, self.policy.timeout * 10))
-        params.checksum_check = False  # batchkit compares checksums itself, on the temporary
+        params.set_checksum(gfal2.checksum_mode.none, "", "")  # batchkit compares checksums itself
         return params
 
     # ---------------------------------------------------------------- metadata

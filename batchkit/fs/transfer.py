@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Callable
 
 import attrs
 
@@ -273,15 +274,19 @@ class _Engine:
 
     def _bulk_put(self, fs: FileSystem, group: list[tuple[_Pair, PutItem]]) -> None:
         items = [item for _, item in group]
-        outcomes = fs.put_many(items, self.options, self.tracker.sink([j.index for j, _ in group]), self.cancel)
+        sink = self.tracker.sink([j.index for j, _ in group])
+        outcomes = _guarded(lambda: fs.put_many(items, self.options, sink, self.cancel), len(items))
         for (job, _), outcome in zip(group, outcomes):
             self._finish(job, outcome)
 
     def _bulk_get(self, fs: FileSystem, group: list[tuple[_Pair, GetItem]]) -> None:
-        items = [item for _, item in group]
-        outcomes = fs.get_many(items, self.options, self.tracker.sink([j.index for j, _ in group]), self.cancel)
-        for (job, _), outcome in zip(group, outcomes):
+        for (job, _), outcome in zip(group, self._get_group(fs, group)):
             self._finish(job, outcome)
+
+    def _get_group(self, fs: FileSystem, group: list[tuple[_Pair, GetItem]], last_leg: bool = True) -> list[Outcome]:
+        items = [item for _, item in group]
+        sink = self.tracker.sink([j.index for j, _ in group], last_leg=last_leg)
+        return _guarded(lambda: fs.get_many(items, self.options, sink, self.cancel), len(items))
 
     def _relay(self, jobs: list[_Pair]) -> None:
         """remote -> remote through a local temporary directory (two legs, both verified)."""
@@ -295,12 +300,7 @@ class _Engine:
                 gets.setdefault(id(fs), []).append((job, GetItem(job.src, Path(tmp) / str(job.index))))
             fetched: list[_Pair] = []
             for key, group in gets.items():
-                outcomes = filesystems[key].get_many(
-                    [item for _, item in group],
-                    self.options,
-                    self.tracker.sink([j.index for j, _ in group], last_leg=False),
-                    self.cancel,
-                )
+                outcomes = self._get_group(filesystems[key], group, last_leg=False)
                 for (job, _), outcome in zip(group, outcomes):
                     if outcome.error is None:
                         fetched.append(job)
@@ -353,6 +353,14 @@ class _Engine:
             attempts=job.tries + (0 if final else 1),
         )
         self.tracker.finished(job.index, error is None)
+
+
+def _guarded(call: Callable[[], list[Outcome]], count: int) -> list[Outcome]:
+    """``call()``, or its error as every item's outcome (e.g. the server refused the connection)."""
+    try:
+        return call()
+    except TransferError as exc:
+        return [Outcome(error=exc) for _ in range(count)]
 
 
 def default_parallel() -> int:

@@ -197,6 +197,18 @@ def redact(text: str) -> str:
     return base + "?" + "&".join(fields)
 
 
+_SECRET_PARAM_RE = re.compile(
+    r"([?&][^=&\s\"']*(?:authz|token|sig|signature|credential|password|passwd|secret|key)[^=&\s\"']*=)[^&\s\"']+",
+    re.IGNORECASE,
+)
+_TEXT_USERINFO_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]+:)[^/@\s]+@")
+
+
+def redact_text(text: str) -> str:
+    """Free text (a log line, a library's error) with URL passwords and token-like query values hidden."""
+    return _TEXT_USERINFO_RE.sub(r"\1***@", _SECRET_PARAM_RE.sub(r"\1***", text))
+
+
 def _hide_password(userinfo: str) -> str:
     user, sep, _password = userinfo.partition(":")
     return f"{user}:***" if sep else userinfo

@@ -39,7 +39,7 @@ from batchkit.fs.base import FileSystem, ProgressSink
 from batchkit.fs.classify import http_status, os_error
 from batchkit.fs.info import FileInfo
 from batchkit.fs.retry import RetryPolicy
-from batchkit.fs.url import URL, redact
+from batchkit.fs.url import URL, redact, redact_text
 from batchkit.fs.webdav_protocol import (
     PROPFIND_BODY,
     DavEntry,
@@ -50,6 +50,21 @@ from batchkit.fs.webdav_protocol import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class _RedactingFilter(logging.Filter):
+    """urllib3 logs request lines ("GET /p?authz=<token>") at debug level: hide the secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact_text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+for _name in ("urllib3.connectionpool", "urllib3.connection", "urllib3.poolmanager"):
+    logging.getLogger(_name).addFilter(_RedactingFilter())
 
 CHUNK = 1024 * 1024
 MAX_REDIRECTS = 5

@@ -12,9 +12,11 @@ Tokens and proxies: the XRootD client reads ``BEARER_TOKEN``/``BEARER_TOKEN_FILE
 ``X509_USER_PROXY`` (gsi) itself; batchkit passes the environment through untouched. A
 token in the URL's query (``?authz=...``) is forwarded on every call and redacted in messages.
 
-The client's own connection retries (``XRD_CONNECTIONRETRY``, default 5 over two minutes)
-would hide a dead server from batchkit's failover; unless the user set it, batchkit lowers it
-to one attempt and lets :mod:`batchkit.fs.retry` do the waiting.
+Two client defaults would defeat batchkit's retries and failover, so unless the user set them
+in the environment batchkit changes them: ``XRD_CONNECTIONRETRY`` (default 5 attempts over two
+minutes, hiding a dead server) becomes 1, and ``XRD_STREAMERRORWINDOW`` (default 1800: after a
+connection error the client refuses to reconnect to that server for 30 minutes -- measured: a
+restarted server stayed unreachable) becomes 0. :mod:`batchkit.fs.retry` does the waiting.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from batchkit.fs.url import URL
 
 if "XRD_CONNECTIONRETRY" not in os.environ:
     xrd_client.EnvPutInt("ConnectionRetry", 1)
+if "XRD_STREAMERRORWINDOW" not in os.environ:
+    xrd_client.EnvPutInt("StreamErrorWindow", 0)
 
 XRD_IS_DIR = int(StatInfoFlags.IS_DIR)
 

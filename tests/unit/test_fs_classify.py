@@ -36,6 +36,7 @@ def _load(name: str) -> dict[str, dict[str, object]]:
         ("connection-refused", TransientTransferError, "Connection error"),
         ("host-unknown", TransferError, "does not resolve"),
         ("copy-missing-source", FileNotFound, "no such file"),
+        ("copy-server-killed-mid-upload", TransientTransferError, "Initialization error"),
     ],
 )
 def test_xrootd_statuses(case: str, expected: type, words: str) -> None:

@@ -92,3 +92,10 @@ def test_local_path_only_for_files() -> None:
     assert URL("file", "", "/x").local_path() == "/x"
     with pytest.raises(InvalidURL):
         parse_url("root://h//x").local_path()
+
+
+def test_redact_text_in_log_lines() -> None:
+    from batchkit.fs.url import redact_text
+
+    line = 'https://h:443 "PROPFIND /missing?authz=eyJ.abc.def&n=1 HTTP/1.1" 404 0 davs://u:pw@h/x'
+    assert redact_text(line) == 'https://h:443 "PROPFIND /missing?authz=***&n=1 HTTP/1.1" 404 0 davs://u:***@h/x'
