@@ -378,12 +378,20 @@ class Submission:
     def poll(self, lost_after: float = DEFAULT_LOST_AFTER) -> list[JobRecord]:
         """One supervision step: reconcile, submit what is due, one query, record changes.
 
-        Returns the records that changed. A failed query is logged and counted in
-        :attr:`poll_failures`; it never fails jobs.
+        Returns the records that changed. A failed query, or a submit that failed in a way
+        worth retrying (the scheduler timed out, ...), is logged and counted in
+        :attr:`poll_failures`; it never fails jobs, and the next poll tries again (after
+        reconciling, so a submit that did go through is not repeated). A submit the scheduler
+        refused for good (:class:`SubmitError`, e.g. an unknown partition) is raised.
         """
         self._lock()
         self._reconcile()
-        submitted = self.submit()
+        try:
+            submitted = self.submit()
+        except TransientError as exc:
+            self.poll_failures += 1
+            log.warning("submission failed, will retry at the next poll: %s", exc)
+            submitted = []
         return submitted + self.refresh(lost_after)
 
     def refresh(self, lost_after: float = DEFAULT_LOST_AFTER) -> list[JobRecord]:
@@ -395,7 +403,7 @@ class Submission:
             return []
         try:
             infos = self.manager.query([j.job_id for j in active if j.job_id])
-        except (TransientError, BatchkitError) as exc:
+        except (TransientError, BatchkitError, OSError) as exc:
             if isinstance(exc, UserError):
                 raise
             self.poll_failures += 1

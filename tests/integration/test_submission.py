@@ -15,6 +15,7 @@ from batchkit.errors import (
     SubmissionBusyError,
     SubmissionExistsError,
     SubmitError,
+    TransientCommandError,
     UnknownBackendError,
     UserError,
 )
@@ -217,3 +218,32 @@ def test_cleanup_keeps_record_and_logs(tmp_path: Path) -> None:
 
 def test_calls_counted_per_program() -> None:
     assert isinstance(CALL_COUNTS, dict)
+
+
+class FlakyManager(LocalJobManager):
+    """The real local backend whose first submit fails transiently: before or after it took effect."""
+
+    mode = "before"
+    failed = False
+
+    def submit_files(self, files: JobFiles) -> list[str]:
+        if FlakyManager.failed:
+            return super().submit_files(files)
+        FlakyManager.failed = True
+        if FlakyManager.mode == "after":
+            super().submit_files(files)  # the scheduler has the jobs, but the reply is lost
+        raise TransientCommandError(["sbatch"], 1, "", "Socket timed out on send/recv operation")
+
+
+@pytest.mark.parametrize("mode", ["before", "after"])
+def test_transient_submit_failure_does_not_stop_wait(tmp_path: Path, mode: str) -> None:
+    FlakyManager.mode, FlakyManager.failed = mode, False
+    bk.register_backend("flaky", FlakyManager)
+    counter = tmp_path / "runs"
+    spec = bk.JobSpec(["sh", "-c", f'echo "$BATCHKIT_INDEX" >> {counter}'])
+    sub = bk.Submission.create(tmp_path / "s", backend="flaky", specs=[spec] * 4, backend_options=FAST)
+    assert sub.wait(poll_interval=0.2, timeout=60) == {"FINISHED": 4}
+    assert sub.poll_failures == 1
+    assert sorted(counter.read_text().split()) == ["0", "1", "2", "3"]  # each exactly once
+    assert [j.attempts for j in sub.jobs] == [1, 1, 1, 1]
+    sub.close()
