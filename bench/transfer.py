@@ -18,15 +18,19 @@ machine noise hits all tools alike:
   (size check only) to show what the verification costs.
 
 batchkit always writes to a temporary name and renames it into place; xrdcp and gfal-copy
-write the destination directly. Printed: median and best seconds per tool and the ratio
-``baseline_time / batchkit_time`` (above 1.0: batchkit is faster). Targets from issue 5:
->= 1.0x xrdcp for many files, >= 0.9x xrdcp for the large file.
+write the destination directly. Printed per tool: median and best wall seconds, and the
+median CPU seconds of the client (this process and its children) and of the xrootd server
+(from /proc/<pid>/stat; ``--server-pidfile``). On a shared 2-core machine the wall time follows
+the load of others; CPU seconds are the steadier measure. Ratios are ``baseline / batchkit``
+(above 1.0: batchkit is faster or cheaper). Targets from issue 5: >= 1.0x xrdcp for many files,
+>= 0.9x xrdcp for the large file.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import secrets
 import shutil
 import statistics
@@ -40,6 +44,26 @@ from pathlib import Path
 import batchkit.fs as bfs
 
 Runner = Callable[[str], None]
+DEFAULT_PIDFILE = "/tmp/batchkit-xrootd/run/bk1094/xrootd.pid"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu() -> float:
+    """CPU seconds of this process (all threads) plus its waited-for children."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def server_cpu(pid: int | None) -> float:
+    """CPU seconds the server process has used so far (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
 def _run(argv: list[str]) -> None:
@@ -109,19 +133,28 @@ def large_tools(large: Path, gfal: bool) -> dict[str, Runner]:
     return tools
 
 
-def measure(tools: dict[str, Runner], server: str, label: str, repeat: int) -> dict[str, list[float]]:
-    times: dict[str, list[float]] = {name: [] for name in tools}
+Measured = dict[str, dict[str, list[float]]]  # tool -> {"wall"|"client"|"server": [seconds per round]}
+
+
+def measure(tools: dict[str, Runner], server: str, label: str, repeat: int, pid: int | None) -> Measured:
+    times: Measured = {name: {"wall": [], "client": [], "server": []} for name in tools}
     base = f"{server}//batchkit-bench-{secrets.token_hex(3)}"
     for round_no in range(repeat):
         order = list(tools) if round_no % 2 == 0 else list(reversed(tools))  # alternate who goes first
         for n, name in enumerate(order):
             target = f"{base}/{label}-{round_no}-{n}"
             bfs.mkdir(target)  # every tool gets an existing, empty target directory (xrdcp -r needs one)
-            started = time.perf_counter()
+            cpu0, srv0, started = client_cpu(), server_cpu(pid), time.perf_counter()
             tools[name](target)
-            times[name].append(time.perf_counter() - started)
+            wall, cpu, srv = time.perf_counter() - started, client_cpu() - cpu0, server_cpu(pid) - srv0
+            for key, value in (("wall", wall), ("client", cpu), ("server", srv)):
+                times[name][key].append(value)
             bfs.remove(target, recursive=True)
-            print(f"  {label} round {round_no + 1}: {name:30s} {times[name][-1]:7.3f} s", flush=True)
+            print(
+                f"  {label} round {round_no + 1}: {name:30s} {wall:7.3f} s wall, {cpu:6.2f} s client CPU, "
+                f"{srv:6.2f} s server CPU",
+                flush=True,
+            )
     bfs.remove(base, recursive=True, missing_ok=True)
     return times
 
@@ -154,17 +187,26 @@ def webdav_choice(small: Path, targets: list[str]) -> None:
     registry.reset()
 
 
-def report(title: str, times: dict[str, list[float]], baselines: list[str], ours: list[str]) -> None:
+def report(title: str, times: Measured, baselines: list[str], ours: list[str]) -> None:
+    med = statistics.median
     print(f"\n{title}")
-    print(f"  {'tool':32s} {'median s':>9s} {'best s':>9s}")
+    print(f"  {'tool':32s} {'wall med':>9s} {'wall best':>9s} {'client CPU':>10s} {'server CPU':>10s}")
     for name, values in times.items():
-        print(f"  {name:32s} {statistics.median(values):9.3f} {min(values):9.3f}")
+        print(
+            f"  {name:32s} {med(values['wall']):9.3f} {min(values['wall']):9.3f} "
+            f"{med(values['client']):10.2f} {med(values['server']):10.2f}"
+        )
     for mine in ours:
         for base in baselines:
             if base in times and mine in times:
-                median = statistics.median(times[base]) / statistics.median(times[mine])
-                best = min(times[base]) / min(times[mine])
-                print(f"  ratio {base} / {mine}: median {median:.2f}x, best {best:.2f}x")
+                b, m = times[base], times[mine]
+                cpu_b = med(b["client"]) + med(b["server"])
+                cpu_m = med(m["client"]) + med(m["server"])
+                print(
+                    f"  {base} / {mine}: wall median {med(b['wall']) / med(m['wall']):.2f}x, "
+                    f"best {min(b['wall']) / min(m['wall']):.2f}x; CPU (client+server) "
+                    f"{cpu_b / cpu_m if cpu_m else float('nan'):.2f}x"
+                )
 
 
 def main() -> int:
@@ -176,6 +218,7 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-gfal", action="store_true", help="leave gfal-copy out")
+    parser.add_argument("--server-pidfile", default=DEFAULT_PIDFILE, help="pid file of the xrootd server")
     parser.add_argument("--only", choices=("many", "large", "webdav"), help="run one workload only")
     parser.add_argument(
         "--webdav",
@@ -184,6 +227,10 @@ def main() -> int:
     )
     args = parser.parse_args()
     gfal = not args.skip_gfal and shutil.which("gfal-copy") is not None
+    try:
+        pid: int | None = int(Path(args.server_pidfile).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pid = None
     print(f"load average at start: {os.getloadavg()}, cpus: {os.cpu_count()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="batchkit-bench-") as tmp:
         started = time.perf_counter()
@@ -196,7 +243,7 @@ def main() -> int:
             webdav_choice(small, args.webdav or ["davs://localhost:8443", "dav://127.0.0.1:8080"])
             return 0
         if args.only != "large":
-            times = measure(many_tools(small, args.parallel, gfal), args.server, "many", args.repeat)
+            times = measure(many_tools(small, args.parallel, gfal), args.server, "many", args.repeat, pid)
             report(
                 f"{args.files} files x {args.file_size} B, parallel {args.parallel} ({args.repeat} rounds)",
                 times,
@@ -204,7 +251,7 @@ def main() -> int:
                 ["batchkit cp -r", "batchkit.fs.copy_many"],
             )
         if args.only not in ("many",):
-            times = measure(large_tools(large, gfal), args.server, "large", args.repeat)
+            times = measure(large_tools(large, gfal), args.server, "large", args.repeat, pid)
             report(
                 f"one {args.large_mb} MB file ({args.repeat} rounds)",
                 times,

@@ -75,6 +75,7 @@ Target = Union[str, "type[FileSystem]", "FileSystem"]
 _lock = threading.Lock()
 _registered: dict[str, Target] = {}
 _instances: dict[str, FileSystem] = {}  # "module:Class" or id -> the shared instance
+_by_scheme: dict[str, FileSystem] = {}  # scheme as asked for -> its filesystem (the fast path)
 
 
 def register_filesystem(scheme: str, target: Target) -> None:
@@ -82,6 +83,7 @@ def register_filesystem(scheme: str, target: Target) -> None:
     with _lock:
         _registered[scheme.lower()] = target
         _instances.pop(scheme.lower(), None)
+        _by_scheme.clear()
 
 
 def _entry_points() -> dict[str, Any]:
@@ -117,7 +119,16 @@ def _load(path: str) -> type[FileSystem]:
 
 def get_filesystem(scheme: str) -> FileSystem:
     """The shared :class:`FileSystem` for ``scheme`` (created on first use)."""
-    scheme = scheme.lower()
+    fs = _by_scheme.get(scheme)
+    if fs is not None:
+        return fs
+    fs = _lookup(scheme.lower())
+    with _lock:
+        _by_scheme[scheme] = fs
+    return fs
+
+
+def _lookup(scheme: str) -> FileSystem:
     if scheme in _registered:
         target = _registered[scheme]
         if isinstance(target, str):
@@ -175,3 +186,4 @@ def reset() -> None:
     with _lock:
         _registered.clear()
         _instances.clear()
+        _by_scheme.clear()

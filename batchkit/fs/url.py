@@ -36,6 +36,15 @@ _SECRET_KEY_RE = re.compile(r"(authz|token|sig|signature|credential|password|pas
 _USERINFO_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/@?#]*)@")
 
 
+_MALFORMED_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
+
+
+def _local_path(text: str) -> str:
+    """An absolute, normalised local path (``abspath`` normalises; ``//x`` becomes ``/x``)."""
+    path = os.path.abspath(text)
+    return "/" + path.lstrip("/") if path.startswith("//") else path
+
+
 def _normalise_path(path: str) -> str:
     """``path`` made absolute and free of ``.``/``..``/duplicate slashes (trailing ``/`` dropped)."""
     if not path:
@@ -158,10 +167,10 @@ def parse_url(value: str | os.PathLike[str] | URL) -> URL:
     match = _SCHEME_RE.match(text)
     if match is None:
         if text.startswith("file:"):
-            return URL("file", "", _normalise_path(os.path.abspath(text[5:])))
-        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", text) and not os.path.exists(text):
+            return URL("file", "", _local_path(text[5:]))
+        if ":/" in text and _MALFORMED_RE.match(text) and not os.path.exists(text):
             raise InvalidURL("malformed URL (expected scheme://host/path)", redact(text))
-        return URL("file", "", _normalise_path(os.path.abspath(text)))
+        return URL("file", "", _local_path(text))
     scheme = match.group(1).lower()
     try:
         parts = urlsplit(text)
