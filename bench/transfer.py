@@ -7,8 +7,8 @@ Two workloads, each run by every tool in the same process run, interleaved round
 machine noise hits all tools alike:
 
 * many small files (default 1,000 x 10 kB): ``batchkit cp -r --parallel P`` (a process, like
-  the others) and ``batchkit.fs.copy_many(parallel=P)`` in-process; ``xrdcp -r --parallel P``;
-  ``gfal-copy -r``;
+  the others) and ``batchkit.fs.copy_many(parallel=P)`` in-process; ``xrdcp -r --parallel P``, also with
+  ``--cksum adler32`` (the check batchkit does by default); ``gfal-copy -r``;
 * ``--only webdav`` (not run by default): why batchkit has its own WebDAV client -- 50 stats
   and 100 small uploads to ``davs://`` (XrdHttp) and ``dav://`` (nginx) through batchkit's
   urllib3 client and through gfal2/davix (``register_filesystem(scheme, GfalFileSystem)``);
@@ -103,6 +103,9 @@ def many_tools(small: Path, parallel: int, gfal: bool) -> dict[str, Runner]:
             ["xrdcp", "-s", "-f", "-r", "--parallel", str(parallel), f"{small}/", t + "/"]
         ),
     }
+    tools["xrdcp -r --parallel --cksum adler32"] = lambda t: _run(
+        ["xrdcp", "-s", "-f", "-r", "--parallel", str(parallel), "--cksum", "adler32", f"{small}/", t + "/"]
+    )
     if gfal:
         tools["gfal-copy -r"] = lambda t: _run(["gfal-copy", "-f", "-r", str(small), t + "/small"])
     return tools
@@ -247,7 +250,7 @@ def main() -> int:
             report(
                 f"{args.files} files x {args.file_size} B, parallel {args.parallel} ({args.repeat} rounds)",
                 times,
-                ["xrdcp -r --parallel", "gfal-copy -r"],
+                ["xrdcp -r --parallel", "xrdcp -r --parallel --cksum adler32", "gfal-copy -r"],
                 ["batchkit cp -r", "batchkit.fs.copy_many"],
             )
         if args.only not in ("many",):

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import secrets
+import tempfile
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -210,8 +211,6 @@ class FileSystem(ABC):
         value = self.server_checksum(url, algo)
         if value is not None:
             return checksums.normalise(algo, value)
-        import tempfile
-
         with tempfile.TemporaryDirectory(prefix="batchkit-sum-") as tmp:
             local = Path(tmp) / "data"
             self.download(url, local, 0, NullProgress(), threading.Event())

@@ -21,86 +21,33 @@ restarted server stayed unreachable) becomes 0. :mod:`batchkit.fs.retry` does th
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from XRootD import client as xrd_client
-from XRootD.client.flags import DirListFlags, MkDirFlags, QueryCode, StatInfoFlags
+from XRootD.client.flags import DirListFlags, MkDirFlags, QueryCode
 
-from batchkit.errors import FileNotFound, TransferError, TransientTransferError, UnsupportedOperation
-from batchkit.fs import checksums
+from batchkit.errors import FileNotFound, TransferError, UnsupportedOperation
+from batchkit.fs import checksums, xrootd_copy
 from batchkit.fs.base import FileSystem, GetItem, Outcome, ProgressSink, PutItem, TransferOptions
-from batchkit.fs.classify import xrootd_status
 from batchkit.fs.info import FileInfo
 from batchkit.fs.url import URL
+from batchkit.fs.xrootd_calls import (
+    CHECKSUM_WINDOW,
+    XRD_IS_DIR,
+    checksum_query,
+    error_for,
+    parse_checksum_config,
+    raise_for,
+    request_path,
+    rm_call,
+    server_url,
+    wave,
+)
 
-if "XRD_CONNECTIONRETRY" not in os.environ:
-    xrd_client.EnvPutInt("ConnectionRetry", 1)
-if "XRD_STREAMERRORWINDOW" not in os.environ:
-    xrd_client.EnvPutInt("StreamErrorWindow", 0)
-
-XRD_IS_DIR = int(StatInfoFlags.IS_DIR)
-
-
-def raise_for(status: Any, url: URL) -> None:
-    """Raise the typed error for a failed ``XRootDStatus`` (nothing when it is ok)."""
-    if not status.ok:
-        raise xrootd_status(int(status.code), int(status.errno), str(status.message), url.display())
-
-
-def error_for(status: Any, url: URL) -> TransferError:
-    return xrootd_status(int(status.code), int(status.errno), str(status.message), url.display())
-
-
-def request_path(url: URL) -> str:
-    """The path (plus opaque query) sent in requests to the server."""
-    return url.path + (f"?{url.query}" if url.query else "")
-
-
-def server_url(url: URL) -> str:
-    return f"{url.scheme}://{url.netloc}"
-
-
-def wave(
-    calls: Sequence[Callable[[Callable[..., None]], Any]], timeout: float, window: int = 256
-) -> list[tuple[Any, Any]]:
-    """Run asynchronous XRootD calls concurrently; ``[(status, response), ...]`` in order.
-
-    Each element of ``calls`` receives the callback to pass as ``callback=`` and returns the
-    submission status (a failed submission counts as the answer). At most ``window`` calls
-    are in flight: servers throttle some requests (xrootd 5.5 answers "wait 30 s" to more than
-    about 8 concurrent checksum queries, see :data:`CHECKSUM_WINDOW`).
-    """
-    results: list[tuple[Any, Any]] = [(None, None)] * len(calls)
-    slots = threading.BoundedSemaphore(max(1, window))
-    answered = threading.Semaphore(0)
-
-    def make_callback(i: int) -> Callable[..., None]:
-        def callback(status: Any, response: Any, *hosts: Any) -> None:
-            results[i] = (status, response)
-            slots.release()
-            answered.release()
-
-        return callback
-
-    for i, call in enumerate(calls):
-        slots.acquire()
-        callback = make_callback(i)
-        submitted = call(callback)
-        if not submitted.ok:
-            callback(submitted, None)
-    limit = timeout + 30
-    for _ in calls:
-        if not answered.acquire(timeout=limit):
-            raise TransientTransferError(f"no answer from the XRootD server within {limit:.0f} s")
-    return results
-
-
-#: Concurrent checksum queries per wave (more makes xrootd 5.5 stall the client for 30 s).
-CHECKSUM_WINDOW = 4
+__all__ = ["CHECKSUM_WINDOW", "XRootDFileSystem", "parse_checksum_config", "wave"]
 
 
 class XRootDFileSystem(FileSystem):
@@ -183,7 +130,7 @@ class XRootDFileSystem(FileSystem):
         algo = checksums.check_algorithm(algorithm)
         if (server_url(url), algo) in self._no_checksum or not self.offers_checksum(url, algo):
             return None
-        status, response = self.client(url).query(QueryCode.CHECKSUM, _checksum_query(url, algo), timeout=self.timeout)
+        status, response = self.client(url).query(QueryCode.CHECKSUM, checksum_query(url, algo), timeout=self.timeout)
         return self.parse_checksum_answer(url, algo, status, response)
 
     def parse_checksum_answer(self, url: URL, algo: str, status: Any, response: Any) -> str | None:
@@ -208,9 +155,7 @@ class XRootDFileSystem(FileSystem):
             if entry.is_dir:
                 self.remove_tree(url.join(entry.name))
         files = [url.join(e.name) for e in entries if not e.is_dir]
-        from batchkit.fs.xrootd_copy import _rm_call
-
-        answers = wave([_rm_call(self, f, self.timeout) for f in files], self.timeout)
+        answers = wave([rm_call(self, f, self.timeout) for f in files], self.timeout)
         for f, (status, _) in zip(files, answers):
             if not status.ok:
                 error = error_for(status, f)
@@ -220,46 +165,22 @@ class XRootDFileSystem(FileSystem):
 
     # ---------------------------------------------------------------- transfers
     def upload(self, local: Path, url: URL, pos: int, progress: ProgressSink, cancel: threading.Event) -> None:
-        from batchkit.fs.xrootd_copy import run_copy_jobs
-
-        ((status, _),) = run_copy_jobs([(str(local), str(url))], 1, progress, [pos], cancel)
+        ((status, _),) = xrootd_copy.run_copy_jobs([(str(local), str(url))], 1, progress, [pos], cancel)
         raise_for(status, url)
 
     def download(self, url: URL, local: Path, pos: int, progress: ProgressSink, cancel: threading.Event) -> None:
-        from batchkit.fs.xrootd_copy import run_copy_jobs
-
-        ((status, _),) = run_copy_jobs([(str(url), str(local))], 1, progress, [pos], cancel)
+        ((status, _),) = xrootd_copy.run_copy_jobs([(str(url), str(local))], 1, progress, [pos], cancel)
         raise_for(status, url)
 
     def put_many(
         self, items: Sequence[PutItem], options: TransferOptions, progress: ProgressSink, cancel: threading.Event
     ) -> list[Outcome]:
-        from batchkit.fs.xrootd_copy import put_many
-
-        return put_many(self, items, options, progress, cancel)
+        return xrootd_copy.put_many(self, items, options, progress, cancel)
 
     def get_many(
         self, items: Sequence[GetItem], options: TransferOptions, progress: ProgressSink, cancel: threading.Event
     ) -> list[Outcome]:
-        from batchkit.fs.xrootd_copy import get_many
-
-        return get_many(self, items, options, progress, cancel)
-
-
-def parse_checksum_config(answer: bytes) -> frozenset[str]:
-    """The algorithms in a ``query config chksum`` answer (``b"0:adler32\\n"``; ``b"chksum"`` = none)."""
-    names = set()
-    for line in answer.decode("ascii", "replace").replace("\x00", "").split():
-        for entry in line.split(","):
-            number, sep, name = entry.partition(":")
-            if sep and number.strip().isdigit() and name.strip():
-                names.add(name.strip().lower())
-    return frozenset(names)
-
-
-def _checksum_query(url: URL, algo: str) -> str:
-    query = f"cks.type={algo}"
-    return url.path + "?" + (f"{url.query}&{query}" if url.query else query)
+        return xrootd_copy.get_many(self, items, options, progress, cancel)
 
 
 def _file_info(url: URL, name: str, info: Any) -> FileInfo:

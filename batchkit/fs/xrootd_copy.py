@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from XRootD import client as xrd_client
-from XRootD.client.flags import QueryCode
 
 from batchkit.errors import TransferError, UnsupportedOperation
 from batchkit.fs import checksums
@@ -57,7 +56,16 @@ from batchkit.fs.base import (
 )
 from batchkit.fs.classify import os_error
 from batchkit.fs.url import URL
-from batchkit.fs.xrootd import CHECKSUM_WINDOW, XRD_IS_DIR, _checksum_query, error_for, request_path, wave
+from batchkit.fs.xrootd_calls import (
+    CHECKSUM_WINDOW,
+    XRD_IS_DIR,
+    checksum_call,
+    error_for,
+    mv_call,
+    rm_call,
+    stat_call,
+    wave,
+)
 
 if TYPE_CHECKING:
     from batchkit.fs.xrootd import XRootDFileSystem
@@ -215,7 +223,7 @@ def put_many(
                 outcomes[i] = Outcome(error=exc)
         live = [i for i in later if outcomes[i] is None]
         if algo is not None and local_sums is not None and live:
-            replies = wave([_checksum_call(fs, tmps[i], algo) for i in live], fs.timeout, CHECKSUM_WINDOW)
+            replies = wave([checksum_call(fs, tmps[i], algo) for i in live], fs.timeout, CHECKSUM_WINDOW)
             local = dict(zip(later, local_sums.result()))
             for i, (status, response) in zip(live, replies):
                 try:
@@ -223,7 +231,7 @@ def put_many(
                 except TransferError as exc:
                     outcomes[i] = Outcome(error=exc)
         live = [i for i in range(len(items)) if outcomes[i] is None]
-        replies = wave([_mv_call(fs, tmps[i], items[i].url) for i in live], fs.timeout)
+        replies = wave([mv_call(fs, tmps[i], items[i].url) for i in live], fs.timeout)
         for i, (status, _) in zip(live, replies):
             if status.ok:
                 outcomes[i] = Outcome(size=items[i].size, checksum=summaries.get(i))
@@ -249,7 +257,7 @@ def get_many(
     algo = wanted_algorithm(options.checksum)
     outcomes: list[Outcome | None] = [None] * len(items)
     sizes: list[int] = [0] * len(items)
-    for i, (status, info) in enumerate(wave([_stat_call(fs, item.url) for item in items], fs.timeout)):
+    for i, (status, info) in enumerate(wave([stat_call(fs, item.url) for item in items], fs.timeout)):
         if not status.ok:
             outcomes[i] = Outcome(error=error_for(status, items[i].url))
         elif int(info.flags) & XRD_IS_DIR:
@@ -301,7 +309,7 @@ def get_many(
             except OSError as exc:
                 outcomes[i] = Outcome(error=os_error(exc, str(tmps[i])))
         if algo is not None and later:
-            replies = wave([_checksum_call(fs, items[i].url, algo) for i in later], fs.timeout, CHECKSUM_WINDOW)
+            replies = wave([checksum_call(fs, items[i].url, algo) for i in later], fs.timeout, CHECKSUM_WINDOW)
             local = _local_checksums([tmps[i] for i in later], algo, cancel)
             for n, (i, (status, response)) in enumerate(zip(later, replies)):
                 try:
@@ -369,29 +377,9 @@ def _compare(
     return compare_checksums(algo, local, value, shown)
 
 
-def _stat_call(fs: XRootDFileSystem, url: URL) -> Any:
-    client = fs.client(url)
-    return lambda cb: client.stat(request_path(url), timeout=fs.timeout, callback=cb)
-
-
-def _checksum_call(fs: XRootDFileSystem, url: URL, algo: str) -> Any:
-    client = fs.client(url)
-    return lambda cb: client.query(QueryCode.CHECKSUM, _checksum_query(url, algo), timeout=fs.timeout, callback=cb)
-
-
-def _rm_call(fs: XRootDFileSystem, url: URL, timeout: int) -> Any:
-    client = fs.client(url)
-    return lambda cb: client.rm(request_path(url), timeout=timeout, callback=cb)
-
-
-def _mv_call(fs: XRootDFileSystem, src: URL, dst: URL) -> Any:
-    client = fs.client(src)
-    return lambda cb: client.mv(request_path(src), request_path(dst), timeout=fs.timeout, callback=cb)
-
-
 def _remove_remote_quietly(fs: XRootDFileSystem, urls: Sequence[URL]) -> None:
     """Best-effort removal of temporaries (a dead server cannot be asked; short timeout)."""
     if not urls:
         return
     with contextlib.suppress(Exception):  # the caller's error matters more than a failed clean-up
-        wave([_rm_call(fs, u, 5) for u in urls], 5)
+        wave([rm_call(fs, u, 5) for u in urls], 5)
