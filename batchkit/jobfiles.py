@@ -17,6 +17,7 @@ only in how they pass the row (Slurm array task id, HTCondor ``$(Process)``, ...
 from __future__ import annotations
 
 import abc
+import functools
 import os
 import shlex
 import shutil
@@ -29,7 +30,7 @@ import attrs
 
 from batchkit.environment import Environment, render_environment
 from batchkit.errors import SpecError
-from batchkit.model import JobSpec
+from batchkit.model import JobSpec, split_placeholder
 
 ROWS_PER_TABLE = 256
 WRAPPER_SOURCE = Path(__file__).with_name("wrapper.sh")
@@ -45,7 +46,13 @@ WRAPPER_EXIT_CODES = {
 
 @attrs.frozen
 class JobRow:
-    """One job of a batch as the wrapper will run it (placeholders already resolved).
+    """One job of a batch as the wrapper will run it.
+
+    ``template`` is the spec as given, shared by every row made from it; :attr:`spec` is that
+    spec with ``{index}`` resolved for this row (computed on first use). Backends read what does
+    not depend on the index (resources, backend options) from ``template``: it is the same
+    object for every row of an array, which is cheap to group by. ``substitute=False`` means
+    ``template`` is already resolved.
 
     ``sandbox`` rows run in whatever directory the scheduler starts them in (HTCondor's
     per-job sandbox, which is already fresh and is where its file transfer looks), instead of
@@ -55,9 +62,15 @@ class JobRow:
     row: int
     index: int
     attempt: int
-    spec: JobSpec
+    template: JobSpec
     cwd: str
     sandbox: bool = False
+    substitute: bool = True
+
+    @functools.cached_property
+    def spec(self) -> JobSpec:
+        """The spec with ``{index}`` replaced by this row's index."""
+        return self.template.resolved(self.index) if self.substitute else self.template
 
 
 @attrs.frozen
@@ -105,32 +118,102 @@ def build_rows(
     if len(idx) != n or len(att) != n:
         raise SpecError(f"{n} specs but {len(idx)} indices and {len(att)} attempts")
     workdir = os.path.abspath(cwd or os.getcwd())
+    from_dict = JobSpec.from_dict
     return [
-        JobRow(row=r, index=i, attempt=a, spec=JobSpec.from_dict(s).resolved(i), cwd=workdir)
+        JobRow(r, i, a, s if type(s) is JobSpec else from_dict(s), workdir)
         for r, (s, i, a) in enumerate(zip(specs, idx, att))
     ]
 
 
-def render_row(job: JobRow, walltime_watchdog: bool = False) -> str:
-    """The ``case`` branch of one row in a table chunk (pure; see wrapper.sh for the names)."""
-    spec = job.spec
-    q = shlex.quote
+# Arguments repeat across the rows of a batch ("python", "-c", the script...): quote each once.
+_quote = functools.lru_cache(maxsize=1 << 16)(shlex.quote)
+
+
+@functools.lru_cache(maxsize=1024)
+def _env_function(items: tuple[tuple[str, str], ...]) -> str:
+    return "bk_env() { " + "; ".join(f"export {k}={_quote(v)}" for k, v in items) + "; }"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _shell_word(text: str, substitute: bool) -> str:
+    """``text`` as one shell word; with ``substitute``, ``{index}`` becomes ``$BATCHKIT_INDEX``."""
+    if not substitute or ("{" not in text and "}" not in text):
+        return _quote(text)
+    return "".join('"$BATCHKIT_INDEX"' if p is None else _quote(p) for p in split_placeholder(text) if p != "")
+
+
+def _row_functions(spec: JobSpec, substitute: bool) -> list[str]:
+    """The bk_env/bk_stagein/bk_command/bk_stageout definitions of a row or run of rows."""
+    w = _shell_word
+    lines = []
+    # bk_env, bk_stagein and bk_stageout default to no-ops in the wrapper: only rows that have
+    # something to do define them.
+    if spec.env:
+        lines.append(_env_function(tuple(spec.env.items())))
+    if spec.inputs:
+        gets = " && ".join(f"bk_get {w(src, substitute)} {_quote(name)}" for name, src in spec.inputs.items())
+        lines.append(f"bk_stagein() {{ {gets}; }}")
+    lines.append("bk_command() { bk_run " + " ".join(w(a, substitute) for a in spec.command) + "; }")
+    if spec.outputs:
+        puts = " && ".join(f"bk_put {_quote(name)} {w(dst, substitute)}" for name, dst in spec.outputs.items())
+        lines.append(f"bk_stageout() {{ {puts}; }}")
+    return lines
+
+
+def _row_header(job: JobRow, index: str, walltime_watchdog: bool) -> str:
+    spec = job.template
     scratch = "1" if (spec.inputs or spec.outputs) and not job.sandbox else "0"
     cwd = "." if job.sandbox else job.cwd
-    walltime = str(spec.resources.walltime) if (walltime_watchdog and spec.resources.walltime) else ""
-    lines = [
-        f"{job.row})",
-        f"bk_row {job.index} {job.attempt} {q(spec.name or '')} {q(cwd)} {scratch} {q(walltime)}",
-    ]
-    env = "; ".join(f"export {k}={q(v)}" for k, v in spec.env.items()) or ":"
-    lines.append(f"bk_env() {{ {env}; }}")
-    gets = " && ".join(f"bk_get {q(src)} {q(name)}" for name, src in spec.inputs.items()) or ":"
-    lines.append(f"bk_stagein() {{ {gets}; }}")
-    lines.append(f"bk_command() {{ bk_run {' '.join(q(a) for a in spec.command)}; }}")
-    puts = " && ".join(f"bk_put {q(name)} {q(dst)}" for name, dst in spec.outputs.items()) or ":"
-    lines.append(f"bk_stageout() {{ {puts}; }}")
+    walltime = str(spec.resources.walltime) if (walltime_watchdog and spec.resources.walltime) else "''"
+    return f"bk_row {index} {job.attempt} {_quote(spec.name or '')} {_quote(cwd)} {scratch} {walltime}"
+
+
+def render_row(job: JobRow, walltime_watchdog: bool = False) -> str:
+    """The ``case`` branch of one row in a table chunk (pure; see wrapper.sh for the names)."""
+    substitute = job.substitute and job.template.has_placeholders()
+    lines = [f"{job.row})", _row_header(job, str(job.index), walltime_watchdog)]
+    lines += _row_functions(job.template, substitute)
     lines.append(";;")
     return "\n".join(lines)
+
+
+def render_run(run: Sequence[JobRow], walltime_watchdog: bool = False) -> str:
+    """One block for consecutive rows that differ only in row and index (pure).
+
+    Rows ``first..last`` with equal templates, the same attempt and directory, whose index is row plus
+    a constant, run the same text: the index is computed by the shell and ``{index}`` expands
+    to ``$BATCHKIT_INDEX``. 10,000 identical jobs are one block, not 10,000 branches.
+    """
+    first, last = run[0], run[-1]
+    offset = first.index - first.row
+    index = f"$((BK_ROW + {offset}))" if offset else '"$BK_ROW"'
+    substitute = first.substitute and first.template.has_placeholders()
+    lines = [
+        f'if [ "$bk_found" = 0 ] && [ "$BK_ROW" -ge {first.row} ] && [ "$BK_ROW" -le {last.row} ]; then',
+        _row_header(first, index, walltime_watchdog),
+        *_row_functions(first.template, substitute),
+        "fi",
+    ]
+    return "\n".join(lines)
+
+
+def group_runs(rows: Sequence[JobRow]) -> list[list[JobRow]]:
+    """Split rows into runs that :func:`render_run` can render as one block."""
+    runs: list[list[JobRow]] = []
+    for job in rows:
+        if runs:
+            prev = runs[-1][-1]
+            if (
+                (job.template is prev.template or job.template == prev.template)
+                and job.row == prev.row + 1
+                and job.index - job.row == prev.index - prev.row
+                and (job.attempt, job.cwd, job.sandbox, job.substitute)
+                == (prev.attempt, prev.cwd, prev.sandbox, prev.substitute)
+            ):
+                runs[-1].append(job)
+                continue
+        runs.append([job])
+    return runs
 
 
 def render_table(
@@ -139,15 +222,18 @@ def render_table(
     python: str | None = None,
     environment: Environment | None = None,
 ) -> str:
-    """A whole table chunk: the batch's environment, then a ``case`` over ``$BK_ROW`` (pure)."""
+    """A whole table chunk: the batch's environment, single rows, then runs of rows (pure)."""
+    runs = group_runs(rows)
+    singles = [run[0] for run in runs if len(run) == 1]
     head = [
-        "# generated by batchkit -- sourced by wrapper.sh; one branch per row",
+        "# generated by batchkit -- sourced by wrapper.sh: single rows in the case, runs of rows after it",
         f"BATCHKIT_PYTHON=${{BATCHKIT_PYTHON:-{shlex.quote(python or sys.executable)}}}",
         *render_environment(environment),
         'case "$BK_ROW" in',
     ]
-    body = [render_row(r, walltime_watchdog) for r in rows]
-    return "\n".join(head + body + ["esac", ""])
+    body = [render_row(r, walltime_watchdog) for r in singles]
+    blocks = [render_run(run, walltime_watchdog) for run in runs if len(run) > 1]
+    return "\n".join([*head, *body, "esac", *blocks, ""])
 
 
 def write_job_table(

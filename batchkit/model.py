@@ -260,29 +260,67 @@ class JobSpec:
 
     def resolved(self, index: int) -> JobSpec:
         """This spec with every ``{index}`` placeholder replaced by ``index``."""
-        if not self._has_placeholders():
+        if not self.has_placeholders():
             return self
+        return self._substituted(index)
+
+    def _substituted(self, index: int) -> JobSpec:
+        """:meth:`resolved` without the check (callers that know the spec has placeholders)."""
         # Substitution only replaces text inside already-validated strings, so the result is
         # valid by construction; skipping the converters keeps 10,000-job batches cheap.
         values = {"index": str(index)}
-
-        def sub(text: str) -> str:
-            return substitute_placeholders(text, values) if ("{" in text or "}" in text) else text
-
         resolved = object.__new__(JobSpec)
         put = object.__setattr__
-        put(resolved, "command", tuple(sub(arg) for arg in self.command))
+        put(resolved, "command", tuple([_sub(a, values) for a in self.command]))
         put(resolved, "name", self.name)
         put(resolved, "resources", self.resources)
         put(resolved, "env", self.env)
-        put(resolved, "inputs", {k: sub(v) for k, v in self.inputs.items()})
-        put(resolved, "outputs", {k: sub(v) for k, v in self.outputs.items()})
+        put(resolved, "inputs", {k: _sub(v, values) for k, v in self.inputs.items()})
+        put(resolved, "outputs", {k: _sub(v, values) for k, v in self.outputs.items()})
         put(resolved, "backend_options", self.backend_options)
         return resolved
 
-    def _has_placeholders(self) -> bool:
+    def has_placeholders(self) -> bool:
+        """True if the command, inputs or outputs contain braces (``{index}`` or escapes)."""
         texts = (*self.command, *self.inputs.values(), *self.outputs.values())
         return any("{" in t or "}" in t for t in texts)
+
+
+def _sub(text: str, values: Mapping[str, str]) -> str:
+    return substitute_placeholders(text, values) if ("{" in text or "}" in text) else text
+
+
+def split_placeholder(text: str, name: str = "index") -> list[str | None]:
+    """``text`` as literal pieces and ``None`` where ``{name}`` stands (escapes resolved).
+
+    Agrees with :func:`substitute_placeholders`: ``"".join(p if p is not None else v ...)``
+    equals ``substitute_placeholders(text, {name: v})`` for every ``v``.
+
+    >>> split_placeholder("out_{index}.root")
+    ['out_', None, '.root']
+    >>> split_placeholder("{{index}}_{index}")
+    ['{index}_', None]
+    """
+    marker = "{" + name + "}"
+    pieces: list[str | None] = []
+    literal: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text.startswith("{{", i) or text.startswith("}}", i):
+            literal.append(text[i])
+            i += 2
+        elif text.startswith(marker, i):
+            if literal:
+                pieces.append("".join(literal))
+                literal = []
+            pieces.append(None)
+            i += len(marker)
+        else:
+            literal.append(text[i])
+            i += 1
+    if literal or not pieces:
+        pieces.append("".join(literal))
+    return pieces
 
 
 def substitute_index(text: str, index: int) -> str:

@@ -469,13 +469,13 @@ def spec_json(spec: JobSpec) -> str:
 
 
 def specs_json(specs: Sequence[JobSpec]) -> list[str]:
-    """:func:`spec_json` of many specs; the same spec object is serialised only once."""
-    memo: dict[int, str] = {}
+    """:func:`spec_json` of many specs; equal specs are serialised only once."""
+    memo: dict[JobSpec, str] = {}
     out = []
     for spec in specs:
-        text = memo.get(id(spec))
+        text = memo.get(spec)
         if text is None:
-            text = memo[id(spec)] = spec_json(spec)
+            text = memo[spec] = spec_json(spec)
         out.append(text)
     return out
 

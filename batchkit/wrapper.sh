@@ -176,6 +176,11 @@ bk_unpack_env() {  # unpack $BK_ENV_TARBALL once per node, then activate it
     export BATCHKIT_ENV_DIR
 }
 
+# A row defines these only when it has environment variables, inputs or outputs.
+bk_env() { :; }
+bk_stagein() { :; }
+bk_stageout() { :; }
+
 # --- load the row ------------------------------------------------------------------------
 BK_TABLE="$BK_DIR/table/$((BK_ROW / 256)).sh"
 if [ -r "$BK_TABLE" ]; then

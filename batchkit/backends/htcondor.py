@@ -154,7 +154,7 @@ class HTCondorJobManager(JobManager):
         if unknown:
             raise SpecError(f"htcondor backend: unknown submit option(s) {sorted(unknown)}")
         for row in files.rows:
-            if row.spec.backend_options:
+            if row.template.backend_options:
                 raise SpecError(
                     "htcondor backend: per-job backend_options are not supported (one cluster shares its "
                     f"submit commands); pass submit_commands to the manager instead (job {row.index})"

@@ -122,12 +122,13 @@ class ResourceRequest:
 
 def resource_request(rows: Sequence[JobRow]) -> ResourceRequest:
     """Resources in HTCondor's units: memory in MiB, disk in KiB (rounded up), walltime in s."""
+    res = [r.template.resources for r in rows]
     values: dict[str, list[int | None]] = {
-        "cpus": [r.spec.resources.cpus for r in rows],
-        "gpus": [r.spec.resources.gpus for r in rows],
-        "memory": [None if r.spec.resources.memory is None else _ceil_div(r.spec.resources.memory, MIB) for r in rows],
-        "disk": [None if r.spec.resources.disk is None else _ceil_div(r.spec.resources.disk, KIB) for r in rows],
-        "walltime": [r.spec.resources.walltime for r in rows],
+        "cpus": [x.cpus for x in res],
+        "gpus": [x.gpus for x in res],
+        "memory": [None if x.memory is None else _ceil_div(x.memory, MIB) for x in res],
+        "disk": [None if x.disk is None else _ceil_div(x.disk, KIB) for x in res],
+        "walltime": [x.walltime for x in res],
     }
     refs: dict[str, str] = {}
     columns: dict[str, tuple[str, ...]] = {}
@@ -272,7 +273,10 @@ class HTCondorFileFactory(JobFileFactory):
         """
         if not self.settings.transfers:
             return rows
-        return [attrs.evolve(r, spec=plan_transfer(r).wrapper_spec(r.spec), sandbox=True) for r in rows]
+        return [
+            attrs.evolve(r, template=plan_transfer(r).wrapper_spec(r.spec), sandbox=True, substitute=False)
+            for r in rows
+        ]
 
     def render_submit(self, files: JobFiles) -> list[Path]:
         text = render_description(files, self.settings)

@@ -106,8 +106,8 @@ def output_path(directory: Path, number: int) -> Path:
 
 def row_sbatch_args(row: JobRow, site: SlurmSiteOptions) -> tuple[str, ...]:
     """Everything a row asks Slurm for: its resources and its (merged) site options."""
-    merged = site.merged(row.spec.backend_options, f"backend_options of job {row.index}")
-    return tuple(resource_args(row.spec.resources, merged.gpu_option) + merged.sbatch_args())
+    merged = site.merged(row.template.backend_options, f"backend_options of job {row.index}")
+    return tuple(resource_args(row.template.resources, merged.gpu_option) + merged.sbatch_args())
 
 
 def plan_arrays(
@@ -133,14 +133,14 @@ def plan_arrays(
     by_spec: dict[int, tuple[str, ...]] = {}
     by_request: dict[tuple[Resources, str], tuple[str, ...]] = {}
     for row in rows:
-        args = by_spec.get(id(row.spec))
+        args = by_spec.get(id(row.template))
         if args is None:
-            options = row.spec.backend_options
-            key = (row.spec.resources, json.dumps(options, sort_keys=True, default=repr) if options else "")
+            options = row.template.backend_options
+            key = (row.template.resources, json.dumps(options, sort_keys=True, default=repr) if options else "")
             args = by_request.get(key)
             if args is None:
                 args = by_request[key] = row_sbatch_args(row, site)
-            by_spec[id(row.spec)] = args
+            by_spec[id(row.template)] = args
         groups.setdefault(args, []).append(row.row)
     chunks: list[tuple[tuple[int, ...], tuple[str, ...]]] = []
     for args, members in groups.items():

@@ -185,3 +185,48 @@ def test_render_row_is_quoted() -> None:
 
 def test_dash_is_really_used() -> None:
     assert shutil.which("sh")
+
+
+RUN_ARGS = [
+    "{index}",
+    "x{index}y",
+    "{{index}}",
+    "{{{index}}}",
+    "it's {index}",
+    '"{index}"',
+    "$HOME{index}",
+    "`{index}`",
+    "",
+]
+
+
+@pytest.mark.parametrize("shell_env", SHELLS)
+def test_runs_of_identical_rows_render_once_and_substitute_in_the_shell(
+    tmp_path: Path, shell_env: dict[str, str]
+) -> None:
+    import json
+
+    from batchkit.model import substitute_index
+
+    spec = echo_args_spec(RUN_ARGS)  # one template object for every row
+    n = 300  # crosses the 256-row chunk boundary
+    files = LocalFileFactory().create([spec] * n, tmp_path / "b", indices=[1000 + i for i in range(n)])
+    tables = [p.read_text() for p in files.tables]
+    assert sum(t.count("bk_command()") for t in tables) == 2  # one block per chunk, not 300 branches
+    for row in (0, 1, 255, 256, 299):
+        assert run_row(files, row, shell_env) == 0
+        index = 1000 + row
+        args, _ = json.loads(files.log_paths(index)[0].read_text())
+        assert args == [substitute_index(a, index) for a in RUN_ARGS]
+    assert run_row(files, 300, shell_env) == 245  # beyond the batch
+
+
+def test_mixed_rows_keep_their_own_attempts_and_specs(tmp_path: Path) -> None:
+    a = bk.JobSpec(["sh", "-c", 'echo "a $BATCHKIT_INDEX $BATCHKIT_ATTEMPT"'])
+    b = bk.JobSpec(["sh", "-c", 'echo "b $BATCHKIT_INDEX $BATCHKIT_ATTEMPT"'])
+    specs = [a, a, b, a, a, a]
+    files = LocalFileFactory().create(specs, tmp_path / "b", indices=[0, 1, 2, 3, 7, 8], attempts=[1, 1, 1, 1, 2, 2])
+    expected = ["a 0 1", "a 1 1", "b 2 1", "a 3 1", "a 7 2", "a 8 2"]
+    for row, text in enumerate(expected):
+        assert run_row(files, row) == 0
+        assert files.log_paths(int(text.split()[1]))[0].read_text() == text + "\n"
