@@ -274,8 +274,7 @@ class HTCondorFileFactory(JobFileFactory):
         if not self.settings.transfers:
             return rows
         return [
-            attrs.evolve(r, template=plan_transfer(r).wrapper_spec(r.spec), sandbox=True, substitute=False)
-            for r in rows
+            r._replace(template=plan_transfer(r).wrapper_spec(r.spec), sandbox=True, substitute=False) for r in rows
         ]
 
     def render_submit(self, files: JobFiles) -> list[Path]:

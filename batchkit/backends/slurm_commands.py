@@ -155,6 +155,9 @@ def plan_arrays(
 
 
 def _split_rows(rows: Sequence[int], max_array_size: int, max_ranges: int) -> Iterator[tuple[int, ...]]:
+    if rows and rows[-1] - rows[0] == len(rows) - 1 and len(rows) <= max_array_size:
+        yield tuple(rows)  # the common case: one contiguous range that fits in one array
+        return
     chunk: list[int] = []
     ranges = 0
     for row in rows:
