@@ -233,3 +233,24 @@ def test_a_refused_submission_fails_the_tasks_not_the_worker(tmp_path: Path) -> 
     failed_jobs = (flow.base / "logs" / "i=0" / "Gen" / "failed_jobs.log").read_text()
     assert "invalid partition" in failed_jobs.lower()
     assert flow.runs() == Counter()
+
+
+@pytest.mark.slurm
+def test_a_requeued_job_keeps_the_worker_alive_and_reruns(tmp_path: Path) -> None:
+    # b2luigi's own Slurm backend raises ValueError("Unknown Slurm Job status: REQUEUED")
+    flow = Workflow(tmp_path, "slurm", B2L_SLEEP="8")
+    proc = flow.start()
+    flow.wait_for_runs(1)
+    first = sorted(flow.runs())[0]  # e.g. "Gen 7": its job is running
+    with flow.submission() as sub:  # reading the record needs no lock
+        job_id = next(j.job_id for j in sub.jobs if j.name and j.name.startswith(first.replace(" ", "_") + "_"))
+    assert job_id
+    env = {**os.environ, **slurm_options().get("env", {})}
+    subprocess.run(["scontrol", "requeue", job_id], env=env, check=True, capture_output=True, timeout=60)
+    assert proc.wait(timeout=900) == 0, flow.output()[-3000:]
+    out = flow.output()
+    assert "21 ran successfully" in out and "Traceback" not in out, out[-3000:]
+    assert flow.final() == str(FINAL)
+    expected = Counter({t: 1 for t in ALL_TASKS})
+    expected[first] = 2  # killed by the requeue, then run again by Slurm under the same job id
+    assert flow.runs() == expected
