@@ -130,3 +130,11 @@ def test_worker_timeout_cancels_only_that_job(settings: Path) -> None:
     states = {j.name: j.status.value for j in group.submission().jobs}
     assert states[slow.task.task_id] == "CANCELLED"
     assert states[other.task.task_id] in ("PENDING", "RUNNING")
+
+
+def test_b2luigi_finds_the_batch_system_through_its_entry_point() -> None:
+    from b2luigi.batch.workers import BatchSystems
+
+    system = BatchSystems("batchkit")
+    assert system.kind == "plugin"
+    assert system.load_process_class() is BatchkitProcess
