@@ -34,10 +34,11 @@ from pathlib import Path
 import attrs
 
 from batchkit.errors import BatchkitError, SubmitError, TransientError
-from batchkit.model import JobSpec
+from batchkit.model import JobSpec, JobStatus
 from batchkit.record import RECORD_NAME, JobRecord, Phase
 from batchkit.submission import Submission
 from batchkit_b2luigi.settings import GroupKey, WorkerSettings
+from batchkit_b2luigi.status import job_outcome
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +159,10 @@ class JobGroup:
                 record.status.value,
             )
             return "reattached"
-        if record is not None and record.status.value == "FINISHED" and is_complete():
+        if record is not None and record.status is JobStatus.FINISHED and is_complete():
             log.info("%s: job %s already finished successfully", task_id, record.job_id)
             return "finished"
-        if record is not None and record.status.value == "FINISHED":
+        if record is not None and record.status is JobStatus.FINISHED:
             log.warning("%s: job %s finished but the task is not complete; submitting it again", task_id, record.job_id)
         now = self._clock()
         if not self._pending:
@@ -201,10 +202,10 @@ class JobGroup:
         record = self._latest(task_id)
         if record is None:  # cannot happen once started; never crash the worker over it
             return TaskState("running")
-        if record.phase is not Phase.DONE:
-            return TaskState("running", record)
-        self._attached.discard(task_id)
-        return TaskState("successful" if record.status.value == "FINISHED" else "aborted", record)
+        outcome = job_outcome(record)
+        if outcome != "running":
+            self._attached.discard(task_id)
+        return TaskState(outcome, record)
 
     def _flush_if_due(self) -> None:
         now = self._clock()

@@ -29,15 +29,9 @@ from batchkit.errors import BatchkitError
 from batchkit_b2luigi.command import task_job_spec
 from batchkit_b2luigi.jobgroup import JobGroup, TaskState, group_for
 from batchkit_b2luigi.settings import read_task_settings, read_worker_settings
-from batchkit_b2luigi.status import describe_failure
+from batchkit_b2luigi.status import B2LUIGI_STATUS, describe_failure
 
 log = logging.getLogger(__name__)
-
-_OUTCOMES = {
-    "running": B2luigiStatus.running,
-    "successful": B2luigiStatus.successful,
-    "aborted": B2luigiStatus.aborted,
-}
 
 
 def interrupted() -> bool:
@@ -92,7 +86,7 @@ class BatchkitProcess(BatchProcess):  # type: ignore[misc]  # b2luigi is untyped
         if state.outcome == "aborted":
             reason = state.error or (describe_failure(state.record) if state.record else "job failed")
             self._write_failure(reason)
-        return _OUTCOMES[state.outcome]
+        return B2LUIGI_STATUS[state.outcome]
 
     def terminate_job(self) -> None:
         """Stop the task's job on luigi's timeout; on Ctrl+C apply the interrupt policy.

@@ -22,14 +22,26 @@ from b2luigi.batch.processes import JobStatus as B2luigiStatus
 from batchkit.model import JobStatus
 from batchkit.record import JobRecord, Phase
 
+#: The three answers, by the name :func:`job_outcome` gives them.
+B2LUIGI_STATUS = {
+    "running": B2luigiStatus.running,
+    "successful": B2luigiStatus.successful,
+    "aborted": B2luigiStatus.aborted,
+}
+
+
+def job_outcome(record: JobRecord) -> str:
+    """``"running"``, ``"successful"`` or ``"aborted"`` for the job behind ``record``."""
+    if record.phase is not Phase.DONE:
+        return "running"
+    if record.status is JobStatus.FINISHED:
+        return "successful"
+    return "aborted"
+
 
 def b2luigi_status(record: JobRecord) -> B2luigiStatus:
     """The b2luigi status of the job behind ``record`` (never ``idle``, never an exception)."""
-    if record.phase is not Phase.DONE:
-        return B2luigiStatus.running
-    if record.status is JobStatus.FINISHED:
-        return B2luigiStatus.successful
-    return B2luigiStatus.aborted
+    return B2LUIGI_STATUS[job_outcome(record)]
 
 
 def describe_failure(record: JobRecord) -> str:
