@@ -3,7 +3,9 @@
 ``cp`` behaves like POSIX ``cp`` where that makes sense for URLs: ``cp SRC DST`` writes the
 file DST, or DST/<name> when DST is an existing directory or ends with ``/``; several sources
 (or ``-r``) copy into the directory DST; ``-`` is stdin (as the only source) or stdout (as the
-destination). The job wrapper stages files with ``python -m batchkit cp -- SRC DST``.
+destination). The job wrapper stages files with ``python -m batchkit cp -- SRC DST``;
+``cp --pairs FILE`` copies arbitrary ``SRC<TAB>DST`` pairs in one bulk call (one process for
+all of a job's files instead of one per file).
 
 Exit codes: 0 success; 1 some files of a multi-file copy failed (each is named on stderr);
 2 an error (one line on stderr, from the CLI's main); 130 interrupted.
@@ -43,7 +45,13 @@ def add_commands(sub: Any) -> None:
         "Every file is written under a temporary name, verified (size; adler32 where the server offers it) "
         "and renamed into place.",
     )
-    p.add_argument("paths", nargs="+", metavar="SRC... DST", help="sources, then the destination")
+    p.add_argument("paths", nargs="*", metavar="SRC... DST", help="sources, then the destination")
+    p.add_argument(
+        "--pairs",
+        metavar="FILE",
+        help="copy the pairs listed in FILE ('-': stdin), one 'SRC<TAB>DST' per line, in one bulk call "
+        "(what a job staging many files needs: one process, the protocol's bulk path)",
+    )
     p.add_argument("-r", "--recursive", action="store_true", help="copy directories recursively")
     p.add_argument("-p", "--parallel", type=int, default=None, help="files in flight at once (default 8)")
     p.add_argument(
@@ -103,15 +111,19 @@ def _progress(args: argparse.Namespace) -> ProgressBar | None:
 
 
 def cmd_cp(args: argparse.Namespace) -> int:
-    if len(args.paths) < 2:
-        raise UserError("cp needs a source and a destination")
-    *sources, destination = args.paths
     settings = _CopySettings(
         parallel=args.parallel or transfer.default_parallel(),
         overwrite=not args.no_clobber,
         checksum=None if args.checksum == "none" else args.checksum,
         retry=_policy(args),
     )
+    if args.pairs is not None:
+        if args.paths:
+            raise UserError("--pairs takes no SRC/DST arguments")
+        return _cp_pairs(args.pairs, settings, _progress(args))
+    if len(args.paths) < 2:
+        raise UserError("cp needs a source and a destination")
+    *sources, destination = args.paths
     if "-" in sources and len(sources) > 1:
         raise UserError("'-' (stdin) must be the only source")
     bar = _progress(args)
@@ -123,6 +135,42 @@ def cmd_cp(args: argparse.Namespace) -> int:
         pairs, directories = _plan(sources, destination, args.recursive, settings.retry)
         for directory in directories:
             ops.mkdir(directory, retry=settings.retry)
+        results = transfer.copy_many(
+            pairs,
+            parallel=settings.parallel,
+            overwrite=settings.overwrite,
+            checksum=settings.checksum,
+            retry=settings.retry,
+            progress=bar,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    return _report(results)
+
+
+def read_pairs(text: str) -> list[tuple[str, str]]:
+    """``SRC<TAB>DST`` lines (blank lines and ``#`` comments skipped) as pairs (pure)."""
+    pairs = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) != 2 or not fields[0] or not fields[1]:
+            raise UserError(f"--pairs line {number}: expected 'SRC<TAB>DST', got {line!r}")
+        pairs.append((fields[0], fields[1]))
+    return pairs
+
+
+def _cp_pairs(source: str, settings: _CopySettings, bar: ProgressBar | None) -> int:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    except OSError as exc:
+        raise UserError(f"cannot read --pairs {source}: {exc}") from None
+    pairs = read_pairs(text)
+    if not pairs:
+        return 0
+    try:
         results = transfer.copy_many(
             pairs,
             parallel=settings.parallel,

@@ -145,3 +145,18 @@ def test_job_stage_in_failure_is_reported(root_endpoint: Endpoint, tmp_path: Pat
     assert job.exit_code == 241  # the wrapper's "stage-in failed"
     logs = "".join(p.read_text() for p in (tmp_path / "sub").rglob("*.err"))
     assert "no such file" in logs and "does-not-exist" in logs
+
+
+def test_pairs_in_one_bulk_call(root_endpoint: Endpoint, dav_endpoint: Endpoint, tmp_path: Path) -> None:
+    data = {i: write_random(tmp_path / f"in {i}.bin", 1000 + i) for i in range(5)}
+    lines = [f"{tmp_path / f'in {i}.bin'}\t{root_endpoint.join(f'r{i}.bin')}" for i in range(3)]
+    lines += [f"{tmp_path / f'in {i}.bin'}\t{dav_endpoint.join('sub', f'd{i}.bin')}" for i in range(3, 5)]
+    lines.append(f"{tmp_path / 'missing'}\t{root_endpoint.join('missing')}")
+    proc = bk_cli("cp", "--pairs", "-", stdin=("\n".join(lines) + "\n").encode())
+    assert proc.returncode == 1 and b"1 of 6 files failed" in proc.stderr
+    for i in range(3):
+        assert (root_endpoint.disk / f"r{i}.bin").read_bytes() == data[i]
+    for i in range(3, 5):
+        assert (dav_endpoint.disk / "sub" / f"d{i}.bin").read_bytes() == data[i]
+    (tmp_path / "list").write_text("\n".join(lines[:5]) + "\n")
+    assert bk_cli("cp", "--pairs", str(tmp_path / "list")).returncode == 0
