@@ -48,6 +48,7 @@ bk_finish() {  # bk_finish CODE: stage out is done (or skipped); write the exit 
     bk_code=$1
     trap - TERM INT HUP
     [ -n "$bk_watchdog" ] && kill "$bk_watchdog" 2>/dev/null
+    rm -f "${BK_QUEUE_IN:-}" "${BK_QUEUE_OUT:-}" 2>/dev/null
     if [ -n "$BK_WORK" ] && [ -z "${BATCHKIT_KEEP_SCRATCH:-}" ]; then
         cd / && rm -rf "$BK_WORK"
     fi
@@ -89,14 +90,35 @@ bk_copy() {  # bk_copy SRC DST: local copy that never leaves a half-written DST
 }
 
 bk_transfer() {  # remote URLs go through batchkit's own transfer layer
-    "${BATCHKIT_PYTHON:-python3}" -m batchkit cp -- "$1" "$2"
+    "${BATCHKIT_PYTHON:-python3}" -m batchkit cp "$@"
+}
+
+# Remote files are not copied one process at a time: bk_get/bk_put queue them as
+# "SRC<TAB>DST" lines and bk_flush moves the whole queue with one `batchkit cp --pairs`
+# (one Python start, the protocol's bulk path). Names with a tab or newline cannot be
+# queued and are copied on their own.
+bk_tab=$(printf '\t')
+bk_nl='
+'
+bk_queue() {  # bk_queue QUEUE SRC DST
+    case "$2$3" in
+        *"$bk_tab"*|*"$bk_nl"*) bk_transfer -- "$2" "$3" ;;
+        *) printf '%s\t%s\n' "$2" "$3" >> "$1" ;;
+    esac
+}
+
+bk_flush() {  # bk_flush QUEUE WHAT: copy what was queued, in one process
+    [ -s "$1" ] || return 0
+    bk_log "$2: copying $(wc -l < "$1" | tr -d ' ') remote file(s) in one call"
+    bk_transfer --pairs "$1" || { bk_reason="$2 of remote files failed (see the log for which)"; return 1; }
+    rm -f "$1"
 }
 
 bk_get() {  # bk_get SOURCE NAME
     bk_log "stage-in $1 -> $2"
     case $1 in
         file://*) bk_copy "${1#file://}" "$2" ;;
-        *://*) mkdir -p "$(dirname "$2")" && bk_transfer "$1" "$2" ;;
+        *://*) mkdir -p "$(dirname "$2")" && bk_queue "$BK_QUEUE_IN" "$1" "$2" ;;
         *) bk_copy "$1" "$2" ;;
     esac || { bk_reason="stage-in of $2 from $1 failed"; return 1; }
 }
@@ -109,7 +131,7 @@ bk_put() {  # bk_put NAME DESTINATION
     bk_log "stage-out $1 -> $2"
     case $2 in
         file://*) bk_copy "$1" "${2#file://}" ;;
-        *://*) bk_transfer "$1" "$2" ;;
+        *://*) if [ -d "$1" ]; then bk_transfer -r -- "$1" "$2"; else bk_queue "$BK_QUEUE_OUT" "$1" "$2"; fi ;;
         *) bk_copy "$1" "$2" ;;
     esac || { bk_reason="stage-out of $1 to $2 failed"; return 1; }
 }
@@ -233,8 +255,11 @@ fi
 bk_env
 
 # --- stage-in, command, stage-out --------------------------------------------------------
+BK_QUEUE_IN=${BK_WORK:-${TMPDIR:-/tmp}}/.batchkit-stagein.$$
+BK_QUEUE_OUT=${BK_WORK:-${TMPDIR:-/tmp}}/.batchkit-stageout.$$
+rm -f "$BK_QUEUE_IN" "$BK_QUEUE_OUT"
 bk_step=stagein
-bk_stagein || bk_finish 241
+{ bk_stagein && bk_flush "$BK_QUEUE_IN" stage-in; } || { rm -f "$BK_QUEUE_IN"; bk_finish 241; }
 
 bk_step=command
 bk_command
@@ -265,6 +290,6 @@ if [ "$bk_rc" -ne 0 ]; then
 fi
 
 bk_step=stageout
-bk_stageout || bk_finish 243
+{ bk_stageout && bk_flush "$BK_QUEUE_OUT" stage-out; } || { rm -f "$BK_QUEUE_OUT"; bk_finish 243; }
 bk_step=done
 bk_finish 0

@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from batchkit import demo
-
 
 def add_commands(sub: Any) -> None:
     p = sub.add_parser(
@@ -24,4 +22,6 @@ def add_commands(sub: Any) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from batchkit import demo
+
     return demo.run(args.dir.absolute(), args.files, args.events, args.parallel)

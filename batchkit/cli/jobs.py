@@ -13,15 +13,17 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from batchkit.environment import Environment
 from batchkit.errors import SpecError, SubmissionBusyError, UserError
-from batchkit.jobsfile import load_jobs
-from batchkit.model import JobSpec, JobStatus, Resources, substitute_placeholders
-from batchkit.record import JobRecord
-from batchkit.registry import available_backends, get_backend_class
-from batchkit.submission import Submission
+
+# The job machinery is imported inside the commands, so that the file commands of the same
+# CLI (``batchkit cp``, run by every job that stages files) start quickly.
+if TYPE_CHECKING:
+    from batchkit.environment import Environment
+    from batchkit.model import JobSpec
+    from batchkit.record import JobRecord
+    from batchkit.submission import Submission
 
 STATUS_ORDER = ("UNSUBMITTED", "PENDING", "RUNNING", "RETRYING", "UNKNOWN", "FINISHED", "FAILED", "CANCELLED")
 
@@ -152,6 +154,8 @@ def _option_value(text: str) -> Any:
 
 def environment_from_args(args: argparse.Namespace) -> Environment:
     """The Environment the ``--setup``/``--env-tarball``/``--apptainer`` arguments describe."""
+    from batchkit.environment import Environment
+
     if args.bind and not args.apptainer:
         raise SpecError("--bind needs --apptainer")
     if args.apptainer:
@@ -161,6 +165,9 @@ def environment_from_args(args: argparse.Namespace) -> Environment:
 
 def specs_from_args(args: argparse.Namespace) -> list[JobSpec]:
     """The job specs the ``submit`` arguments describe (a command, or a jobs file)."""
+    from batchkit.jobsfile import load_jobs
+    from batchkit.model import JobSpec, Resources, substitute_placeholders
+
     command = list(args.command)
     if command and command[0] == "--":
         command = command[1:]
@@ -230,6 +237,8 @@ class Progress:
 
 
 def _wait(submission: Submission, args: argparse.Namespace) -> int:
+    from batchkit.model import JobStatus
+
     progress = Progress(args.quiet)
     try:
         submission.wait(
@@ -264,6 +273,8 @@ def _print_failed(jobs: Sequence[JobRecord]) -> None:
 
 # ----------------------------------------------------------------------------- commands
 def cmd_submit(args: argparse.Namespace) -> int:
+    from batchkit.submission import Submission
+
     specs = specs_from_args(args)
     options = {k: _option_value(v) for k, v in _pairs(args.option, "--option").items()}
     submission = Submission.create(
@@ -289,6 +300,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from batchkit.model import JobStatus
+    from batchkit.submission import Submission
+
     with Submission.open(args.dir) as submission:
         if not args.no_refresh:
             # if someone else supervises it, their record is fresh enough
@@ -326,11 +340,15 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_wait(args: argparse.Namespace) -> int:
+    from batchkit.submission import Submission
+
     with Submission.open(args.dir) as submission:
         return _wait(submission, args)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
+    from batchkit.submission import Submission
+
     with Submission.open(args.dir) as submission:
         n = submission.cancel()
         print(f"cancelled {n} jobs of {submission.directory}")
@@ -338,6 +356,8 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def cmd_resubmit(args: argparse.Namespace) -> int:
+    from batchkit.submission import Submission
+
     with Submission.open(args.dir) as submission:
         indices = submission.resubmit(failed_only=args.failed)
         if not indices:
@@ -349,6 +369,8 @@ def cmd_resubmit(args: argparse.Namespace) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace) -> int:
+    from batchkit.submission import Submission
+
     with Submission.open(args.dir) as submission:
         submission.cleanup(force=args.force)
         print(f"removed job files of {submission.directory} (record and logs kept)")
@@ -356,6 +378,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
+    from batchkit.registry import available_backends, get_backend_class
+
     del args
     for name in available_backends():
         try:

@@ -160,3 +160,31 @@ def test_pairs_in_one_bulk_call(root_endpoint: Endpoint, dav_endpoint: Endpoint,
         assert (dav_endpoint.disk / "sub" / f"d{i}.bin").read_bytes() == data[i]
     (tmp_path / "list").write_text("\n".join(lines[:5]) + "\n")
     assert bk_cli("cp", "--pairs", str(tmp_path / "list")).returncode == 0
+
+
+def test_job_stages_many_files_in_one_bulk_call_per_direction(
+    root_endpoint: Endpoint, dav_endpoint: Endpoint, tmp_path: Path
+) -> None:
+    """Three remote inputs, two remote outputs and a remote output directory: one cp per direction."""
+    for name in ("a", "b", "c"):
+        (tmp_path / name).write_text(f"content {name}\n")
+        bk_cli("cp", "--", str(tmp_path / name), root_endpoint.join("bulk", name))
+    script = "cat a b c > joined.txt; wc -l < joined.txt > count.txt; mkdir plots; echo p > plots/p1.txt"
+    spec = bk.JobSpec(
+        ["sh", "-c", script],
+        inputs={n: root_endpoint.join("bulk", n) for n in ("a", "b", "c")},
+        outputs={
+            "joined.txt": dav_endpoint.join("bulkout", "joined_{index}.txt"),
+            "count.txt": root_endpoint.join("bulkout", "count_{index}.txt"),
+            "plots": dav_endpoint.join("bulkout", "plots_{index}"),
+        },
+    )
+    sub = bk.Submission.create(tmp_path / "sub", backend="local", specs=[spec])
+    assert sub.wait(poll_interval=0.2, timeout=120) == {"FINISHED": 1}, sub.jobs
+    assert (dav_endpoint.disk / "bulkout" / "joined_0.txt").read_text() == "content a\ncontent b\ncontent c\n"
+    assert (root_endpoint.disk / "bulkout" / "count_0.txt").read_text().strip() == "3"
+    assert (dav_endpoint.disk / "bulkout" / "plots_0" / "p1.txt").read_text() == "p\n"
+    log = sub.job_files(0)["stderr"].read_text()
+    assert "stage-in: copying 3 remote file(s) in one call" in log
+    assert "stage-out: copying 2 remote file(s) in one call" in log
+    sub.close()
