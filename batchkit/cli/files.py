@@ -135,17 +135,22 @@ def cmd_cp(args: argparse.Namespace) -> int:
         pairs, directories = _plan(sources, destination, args.recursive, settings.retry)
         for directory in directories:
             ops.mkdir(directory, retry=settings.retry)
-        results = transfer.copy_many(
-            pairs,
-            parallel=settings.parallel,
-            overwrite=settings.overwrite,
-            checksum=settings.checksum,
-            retry=settings.retry,
-            progress=bar,
-        )
+        return _copy_and_report(pairs, settings, bar)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _copy_and_report(pairs: Sequence[tuple[Any, Any]], settings: _CopySettings, bar: ProgressBar | None) -> int:
+    """One bulk copy of ``pairs`` with the command's settings; the exit code from the results."""
+    results = transfer.copy_many(
+        pairs,
+        parallel=settings.parallel,
+        overwrite=settings.overwrite,
+        checksum=settings.checksum,
+        retry=settings.retry,
+        progress=bar,
+    )
     return _report(results)
 
 
@@ -168,21 +173,11 @@ def _cp_pairs(source: str, settings: _CopySettings, bar: ProgressBar | None) -> 
     except OSError as exc:
         raise UserError(f"cannot read --pairs {source}: {exc}") from None
     pairs = read_pairs(text)
-    if not pairs:
-        return 0
     try:
-        results = transfer.copy_many(
-            pairs,
-            parallel=settings.parallel,
-            overwrite=settings.overwrite,
-            checksum=settings.checksum,
-            retry=settings.retry,
-            progress=bar,
-        )
+        return _copy_and_report(pairs, settings, bar) if pairs else 0
     finally:
         if bar is not None:
             bar.close()
-    return _report(results)
 
 
 def _plan(
