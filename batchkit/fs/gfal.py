@@ -43,6 +43,7 @@ from batchkit.fs.base import (
 )
 from batchkit.fs.classify import by_errno
 from batchkit.fs.info import FileInfo
+from batchkit.fs.interruptible import run_interruptible
 from batchkit.fs.url import URL, parse_url
 
 T = TypeVar("T")
@@ -210,49 +211,27 @@ class GfalFileSystem(FileSystem):
         Runs in a helper thread with the calling thread's context (the caller only waits, and
         ``cancel()`` is meant to be called from another thread) so the caller can cancel it.
         """
-        box: dict[str, Any] = {}
-        done = threading.Event()
         ctx = self.context()
         for text in (*sources, *targets):
             if text.startswith(("https://", "davs://")):
                 self._prepare(ctx, parse_url(text))
 
-        def run() -> None:
+        def run() -> list[Any]:
+            params = self._params()
+            if len(sources) != 1:
+                return list(ctx.filecopy(params, list(sources), list(targets)))
+
+            def monitor(src: Any, dst: Any, average: Any, instant: Any, transferred: Any, elapsed: Any) -> None:
+                progress.bytes(positions[0], int(transferred))
+
+            params.monitor_callback = monitor
             try:
-                params = self._params()
-                if len(sources) == 1:
+                ctx.filecopy(params, sources[0], targets[0])
+            except gfal2.GError as exc:
+                return [exc]
+            return [None]
 
-                    def monitor(src: Any, dst: Any, average: Any, instant: Any, transferred: Any, elapsed: Any) -> None:
-                        progress.bytes(positions[0], int(transferred))
-
-                    params.monitor_callback = monitor
-                    try:
-                        ctx.filecopy(params, sources[0], targets[0])
-                        box["errors"] = [None]
-                    except gfal2.GError as exc:
-                        box["errors"] = [exc]
-                else:
-                    box["errors"] = list(ctx.filecopy(params, list(sources), list(targets)))
-            except BaseException as exc:
-                box["raised"] = exc
-            finally:
-                done.set()
-
-        worker = threading.Thread(target=run, name="batchkit-gfal-copy", daemon=True)
-        worker.start()
-        try:
-            while not done.wait(0.25):
-                if cancel.is_set():
-                    ctx.cancel()
-        except BaseException:
-            cancel.set()
-            ctx.cancel()
-            worker.join()
-            raise
-        if "raised" in box:
-            raise box["raised"]
-        errors: list[Any] = box["errors"]
-        return errors
+        return run_interruptible(run, cancel, ctx.cancel, name="batchkit-gfal-copy")
 
     def put_many(
         self, items: Sequence[PutItem], options: TransferOptions, progress: ProgressSink, cancel: threading.Event

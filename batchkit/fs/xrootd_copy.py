@@ -55,6 +55,7 @@ from batchkit.fs.base import (
     wanted_algorithm,
 )
 from batchkit.fs.classify import os_error
+from batchkit.fs.interruptible import run_interruptible
 from batchkit.fs.url import URL
 from batchkit.fs.xrootd_calls import (
     CHECKSUM_WINDOW,
@@ -137,29 +138,11 @@ def run_copy_jobs(
     prepared = process.prepare()
     if not prepared.ok:
         return [(prepared, {})] * len(jobs)
-    box: dict[str, Any] = {}
-    finished = threading.Event()
 
-    def run_process() -> None:
-        try:
-            box["result"] = process.run(_Handler(progress, positions, cancel))
-        except BaseException as exc:  # reported to the caller's thread below
-            box["error"] = exc
-        finally:
-            finished.set()
+    def run_process() -> Any:
+        return process.run(_Handler(progress, positions, cancel))  # the handler polls ``cancel``
 
-    runner = threading.Thread(target=run_process, name="batchkit-xrd-copy", daemon=True)
-    runner.start()
-    try:
-        while not finished.wait(0.25):
-            pass
-    except BaseException:
-        cancel.set()
-        runner.join()
-        raise
-    if "error" in box:
-        raise box["error"]
-    status, results = box["result"]
+    status, results = run_interruptible(run_process, cancel, name="batchkit-xrd-copy")
     answers: list[tuple[Any, dict[str, Any]]] = []
     for i in range(len(jobs)):
         entry = results[i] if results is not None and i < len(results) else None
