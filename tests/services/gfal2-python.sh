@@ -24,8 +24,9 @@ BK_NAME=gfal2-python
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 VENV=${1:?usage: gfal2-python.sh VENV}
+[ -x "$VENV/bin/python" ] || die "$VENV/bin/python not found (create the venv first)"
+VENV=$(cd "$VENV" && pwd)   # the .pth below must hold an absolute path
 PY=$VENV/bin/python
-[ -x "$PY" ] || die "$PY not found (create the venv first)"
 
 # shellcheck disable=SC2046
 ensure_pkgs $(bk_pkgs gfal2)      # one quick dpkg-query when all are installed
