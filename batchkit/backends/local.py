@@ -161,7 +161,7 @@ class LocalJobManager(JobManager):
         self,
         max_parallel: int | None = None,
         state_dir: str | os.PathLike[str] | None = None,
-        kill_grace: float = 3.0,
+        kill_grace: float = 10.0,
     ) -> None:
         if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
             raise SpecError(f"local backend: max_parallel must be a positive integer, got {max_parallel!r}")

@@ -100,7 +100,21 @@ def launch(directory: Path, row: int, fds: list[int]) -> int:
     return proc.pid
 
 
+def reset_signals() -> None:
+    """Give the jobs a clean signal state, whatever the submitting process had.
+
+    Blocked signals and ignored dispositions survive exec: a job started from a process with
+    SIGTERM blocked or ignored (gfal2 blocks nearly all signals in the thread that creates its
+    context; ``nohup`` ignores SIGHUP) could not be cancelled gracefully, because a shell cannot
+    trap a signal that was ignored when it started. The wrapper traps TERM, INT and HUP itself.
+    """
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def main(argv: list[str]) -> int:
+    reset_signals()
     directory = Path(argv[1])
     run = json.loads((directory / "run.json").read_text())
     lock_fd = os.open(directory / "runner.lock", os.O_RDWR | os.O_CREAT, 0o644)

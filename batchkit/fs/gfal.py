@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import signal
 import stat as stat_flags
 import threading
 from collections.abc import Sequence
@@ -73,6 +74,23 @@ def file_url(path: Path | str) -> str:
     return "file://" + os.path.abspath(path)
 
 
+def create_context() -> Any:
+    """``gfal2.creat_context()`` without its lasting change to the caller's signal mask.
+
+    creat_context blocks nearly every signal in the calling thread (so that the threads it
+    starts do not take them) and leaves them blocked (measured with gfal2 2.21: SigBlk
+    fffffffe3ff9ea07). Left so, Ctrl+C no longer reaches the program, and every process it
+    starts afterwards inherits the mask: a local-backend job could no longer be stopped with
+    SIGTERM, a ``law run`` started from it could not be interrupted. gfal2's own threads,
+    started inside the call, keep the blocked mask; only the caller's is restored.
+    """
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    try:
+        return gfal2.creat_context()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 class GfalFileSystem(FileSystem):
     """Any storage a gfal2 plugin reaches."""
 
@@ -92,7 +110,7 @@ class GfalFileSystem(FileSystem):
     def context(self) -> Any:
         ctx = getattr(self._local, "ctx", None)
         if ctx is None:
-            ctx = gfal2.creat_context()
+            ctx = create_context()
             self._local.ctx = ctx
         return ctx
 

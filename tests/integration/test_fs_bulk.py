@@ -109,3 +109,31 @@ def test_gfal2_as_the_implementation(name: str, tmp_path: Path) -> None:
     finally:
         registry.reset()
         shutil.rmtree(endpoint.disk, ignore_errors=True)
+
+
+def test_a_gfal2_context_leaves_the_callers_signal_mask_alone() -> None:
+    """gfal2.creat_context blocks nearly every signal in the calling thread; ours restores the mask.
+
+    Otherwise Ctrl+C stops working and every process started afterwards (local-backend jobs,
+    ``law run``) inherits SIGTERM and SIGINT blocked.
+    """
+    import signal
+    import threading
+
+    from fs_helpers import _gfal2_or_skip
+
+    _gfal2_or_skip()
+    from batchkit.fs.gfal import GfalFileSystem
+
+    masks: list[set[signal.Signals]] = []
+
+    def create() -> None:  # a fresh thread: the fs object keeps one context per thread
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+        GfalFileSystem().context()
+        masks.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+    thread = threading.Thread(target=create)
+    thread.start()
+    thread.join()
+    assert len(masks) == 2 and masks[0] == masks[1]
+    assert signal.SIGTERM not in masks[1] and signal.SIGINT not in masks[1]

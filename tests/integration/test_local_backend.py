@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -107,3 +108,43 @@ def test_job_killed_hard_is_reported_failed(tmp_path: Path) -> None:
     info = wait_final(mgr, ids)[ids[0]]
     assert info.status is bk.JobStatus.FAILED
     assert "without writing an exit marker" in (info.reason or "")
+
+
+SUBMIT_WITH_SIGNALS_BLOCKED = """
+import signal, sys
+from batchkit.backends.local import LocalJobManager
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+mgr = LocalJobManager(state_dir=sys.argv[1])
+script = 'grep -E "^Sig(Blk|Ign)" /proc/self/status /proc/$PPID/status > "$1"; exec sleep 60'
+spec = {"command": ["sh", "-c", script, "sh", sys.argv[2] + "/sig.txt"]}
+print(mgr.submit([spec], sys.argv[2])[0])
+"""
+
+
+def test_jobs_start_with_a_clean_signal_state_and_can_be_cancelled(tmp_path: Path) -> None:
+    """A submitter with SIGTERM blocked (as gfal2 leaves it) must not hand that on to its jobs."""
+    state, batch = tmp_path / "state", tmp_path / "b"
+    submitted = subprocess.run(
+        [sys.executable, "-c", SUBMIT_WITH_SIGNALS_BLOCKED, str(state), str(batch)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    job_id = submitted.stdout.strip()
+    mgr = LocalJobManager(state_dir=state)
+    deadline = time.monotonic() + 30
+    while not (batch / "sig.txt").exists() or mgr.query([job_id])[job_id].status is not bk.JobStatus.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.2)
+    # "/proc/<pid>/status:SigBlk:\t<hex>" for the command and for the wrapper (its parent)
+    masks = [line.rsplit(":", 2)[1:] for line in (batch / "sig.txt").read_text().splitlines()]
+    stop_signals = 1 << (signal.SIGTERM - 1) | 1 << (signal.SIGINT - 1) | 1 << (signal.SIGHUP - 1)
+    found = [(name, int(value, 16) & stop_signals) for name, value in masks]
+    assert found == [("SigBlk", 0), ("SigIgn", 0), ("SigBlk", 0), ("SigIgn", 0)]
+    mgr.cancel([job_id])
+    info = wait_final(mgr, [job_id], timeout=20)[job_id]
+    assert info.status is bk.JobStatus.CANCELLED
+    assert (batch / "markers" / "0.exit").read_text().startswith("exit=143 ")  # the wrapper trapped TERM
