@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,6 +42,18 @@ def require_service(key: str, what: str) -> str:
         pytest.fail(message)
     pytest.skip(message)
     raise AssertionError("unreachable")
+
+
+def slurm_backend_options() -> dict[str, Any]:
+    """batchkit's Slurm backend options for the test cluster (with accounting)."""
+    require_service("BATCHKIT_TEST_SLURM", "Slurm")
+    info = services()
+    options: dict[str, Any] = {}
+    if info.get("BATCHKIT_TEST_SLURM_PARTITION"):
+        options["partition"] = info["BATCHKIT_TEST_SLURM_PARTITION"]
+    if info.get("BATCHKIT_TEST_SLURM_CONF"):
+        options["env"] = {"SLURM_CONF": info["BATCHKIT_TEST_SLURM_CONF"]}
+    return options
 
 
 #: services.json keys that clients (gfal2/davix, the gfal-* tools) read from the environment

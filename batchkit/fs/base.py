@@ -27,7 +27,7 @@ import secrets
 import tempfile
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -146,6 +146,19 @@ def remove_local_quietly(path: Path) -> None:
         pass
     except OSError as exc:
         log.warning("could not remove temporary file %s: %s", path, exc)
+
+
+def discard_failed_downloads(tmps: Mapping[int, Path], outcomes: Sequence[Outcome | None]) -> None:
+    """Remove the temporary file of every download that did not succeed.
+
+    Bulk downloads write ``tmps[i]`` and rename it into place only once verified; whatever
+    did not get that far (failed, or never finished because of an interrupt) is removed, so
+    no partial destination survives.
+    """
+    for i, tmp in tmps.items():
+        outcome = outcomes[i]
+        if outcome is None or outcome.error is not None:
+            remove_local_quietly(tmp)
 
 
 class FileSystem(ABC):

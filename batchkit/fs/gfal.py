@@ -38,7 +38,7 @@ from batchkit.fs.base import (
     ProgressSink,
     PutItem,
     TransferOptions,
-    remove_local_quietly,
+    discard_failed_downloads,
     temp_name,
     verify_size,
 )
@@ -317,10 +317,7 @@ class GfalFileSystem(FileSystem):
 
             self._finish_all(finish, outcomes, options.parallel)
         finally:
-            for i, tmp in tmps.items():
-                outcome = outcomes[i]
-                if outcome is None or outcome.error is not None:
-                    remove_local_quietly(tmp)
+            discard_failed_downloads(tmps, outcomes)
         return _report(progress, outcomes)
 
     @staticmethod

@@ -49,7 +49,7 @@ from batchkit.fs.base import (
     PutItem,
     TransferOptions,
     compare_checksums,
-    remove_local_quietly,
+    discard_failed_downloads,
     temp_name,
     verify_size,
     wanted_algorithm,
@@ -307,10 +307,7 @@ def get_many(
                 except OSError as exc:
                     outcomes[i] = Outcome(error=os_error(exc, str(items[i].local)))
     finally:
-        for i, tmp in tmps.items():
-            outcome = outcomes[i]
-            if outcome is None or outcome.error is not None:
-                remove_local_quietly(tmp)
+        discard_failed_downloads(tmps, outcomes)
     return _report(progress, outcomes)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import FIXTURES, require_service, services
+from conftest import FIXTURES, slurm_backend_options
 
 import batchkit as bk
 from batchkit.backends.local import is_alive, parse_marker
@@ -34,16 +34,6 @@ ALL_TASKS = [*GENS, *MERGES, "Final -"]
 FINAL = sum(i * i for i in range(16))
 
 pytestmark = pytest.mark.slow
-
-
-def slurm_options() -> dict[str, Any]:
-    require_service("BATCHKIT_TEST_SLURM", "Slurm")
-    options: dict[str, Any] = {}
-    if services().get("BATCHKIT_TEST_SLURM_PARTITION"):
-        options["partition"] = services()["BATCHKIT_TEST_SLURM_PARTITION"]
-    if services().get("BATCHKIT_TEST_SLURM_CONF"):
-        options["env"] = {"SLURM_CONF": services()["BATCHKIT_TEST_SLURM_CONF"]}
-    return options
 
 
 @pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
@@ -64,7 +54,7 @@ class Workflow:
         self.stats_file = tmp_path / "stats.json"
         self.started = 0
         self.log = tmp_path / "b2luigi-0.log"
-        options = slurm_options() if backend == "slurm" else {}
+        options = slurm_backend_options() if backend == "slurm" else {}
         self.env = {
             **os.environ,
             "B2L_DIR": str(self.base),
@@ -227,7 +217,7 @@ def test_ctrl_c_on_slurm_keeps_the_jobs_and_a_restart_reattaches(tmp_path: Path)
 @pytest.mark.slurm
 def test_a_refused_submission_fails_the_tasks_not_the_worker(tmp_path: Path) -> None:
     flow = Workflow(tmp_path, "slurm")
-    flow.env["B2L_OPTIONS"] = json.dumps({**slurm_options(), "partition": "nosuchpartition"})
+    flow.env["B2L_OPTIONS"] = json.dumps({**slurm_backend_options(), "partition": "nosuchpartition"})
     out = flow.run()
     assert "16 failed" in out or "failed:" in out, out[-3000:]
     failed_jobs = (flow.base / "logs" / "i=0" / "Gen" / "failed_jobs.log").read_text()
@@ -245,7 +235,7 @@ def test_a_requeued_job_keeps_the_worker_alive_and_reruns(tmp_path: Path) -> Non
     with flow.submission() as sub:  # reading the record needs no lock
         job_id = next(j.job_id for j in sub.jobs if j.name and j.name.startswith(first.replace(" ", "_") + "_"))
     assert job_id
-    env = {**os.environ, **slurm_options().get("env", {})}
+    env = {**os.environ, **slurm_backend_options().get("env", {})}
     subprocess.run(["scontrol", "requeue", job_id], env=env, check=True, capture_output=True, timeout=60)
     assert proc.wait(timeout=900) == 0, flow.output()[-3000:]
     out = flow.output()

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from batchkit_law.job_id import parse_law_job_id
-from conftest import FIXTURES, require_service, services
+from conftest import FIXTURES, slurm_backend_options
 
 import batchkit as bk
 
@@ -207,13 +207,7 @@ def shim_directory(tmp_path: Path) -> tuple[Path, Path]:
 
 def slurm_env(tmp_path: Path) -> tuple[dict[str, str], Path]:
     """law's environment for the test Slurm, with a shim that logs every scheduler call."""
-    require_service("BATCHKIT_TEST_SLURM", "Slurm")
-    options: dict[str, Any] = {}
-    if services().get("BATCHKIT_TEST_SLURM_PARTITION"):
-        options["partition"] = services()["BATCHKIT_TEST_SLURM_PARTITION"]
-    if services().get("BATCHKIT_TEST_SLURM_CONF"):
-        options["env"] = {"SLURM_CONF": services()["BATCHKIT_TEST_SLURM_CONF"]}
-    env = law_env(tmp_path, options)
+    env = law_env(tmp_path, slurm_backend_options())
     shim, calls_log = shim_directory(tmp_path)
     env["PATH"] = f"{shim}{os.pathsep}{env['PATH']}"
     return env, calls_log

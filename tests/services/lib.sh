@@ -174,6 +174,19 @@ ensure_pkgs() {
 # ------------------------------------------------------------------ env.sh / services.json
 BK_SERVICES_ALL="slurm slurm-noacct xrootd webdav gridftp"
 
+# select_services [service ...] -- set the array `services` (default: all of them), refuse
+# unknown names, and take $BK_DIR/.lock on fd 9 for the rest of the calling script (up.sh
+# and down.sh never run at the same time; children close fd 9 again, so daemons never hold it).
+select_services() {
+  if [ $# -gt 0 ]; then services=("$@"); else read -r -a services <<<"$BK_SERVICES_ALL"; fi
+  local s
+  for s in "${services[@]}"; do
+    [[ " $BK_SERVICES_ALL " == *" $s "* ]] || die "unknown service '$s' (known: $BK_SERVICES_ALL)"
+  done
+  exec 9>"$BK_DIR/.lock"
+  flock -w 900 9 || die "another up.sh/down.sh holds $BK_DIR/.lock"
+}
+
 # write_env -- ask every service script whether its service answers, and write
 # $BK_DIR/env.sh and $BK_DIR/services.json with the keys of those that do (only them).
 write_env() {

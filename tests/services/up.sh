@@ -20,13 +20,7 @@ BK_NAME=up
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
 
-if [ $# -gt 0 ]; then services=("$@"); else read -r -a services <<<"$BK_SERVICES_ALL"; fi
-for s in "${services[@]}"; do
-  [[ " $BK_SERVICES_ALL " == *" $s "* ]] || die "unknown service '$s' (known: $BK_SERVICES_ALL)"
-done
-
-exec 9>"$BK_DIR/.lock"   # children close it again (lib.sh), so daemons never hold it
-flock -w 900 9 || die "another up.sh/down.sh holds $BK_DIR/.lock"
+select_services "$@"
 
 step_t0=0
 step_begin() { step_t0=$(date +%s%N); }
