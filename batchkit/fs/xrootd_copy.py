@@ -10,8 +10,8 @@ Uploads (local -> root://) go through three steps, each one call for *all* files
    * files up to :data:`IN_JOB_CHECKSUM_MAX` bytes: XrdCl's own ``end2end`` check inside
      the job (C++ computes the source's adler32 and queries the target's); on 1,000 x 10 kB a
      separate query wave cost more client CPU and 3x the wall time. Such jobs run at most
-     :data:`IN_JOB_CHECKSUM_PARALLEL` at a time: xrootd 5.5 stalls a client for 30 s when it
-     asks for more than about 8 checksums at once;
+     :data:`IN_JOB_CHECKSUM_PARALLEL` at a time: beyond its ``xrootd.chksum max`` (default 4)
+     xrootd makes a client wait 30 s;
    * larger files: a helper thread checksums the sources *while* they are copied and one wave
      of ``query checksum`` calls compares afterwards (XrdCl's ``end2end`` reads the whole
      source again before it starts: 4.4 s instead of 1.9 s for 600 MB);
@@ -75,8 +75,8 @@ DEFAULT_CHUNK = 8 * 1024 * 1024
 MIN_CHUNK = 64 * 1024
 #: files up to this size are checksummed by XrdCl inside the copy job (``end2end``)
 IN_JOB_CHECKSUM_MAX = 16 * 1024 * 1024
-#: at most this many such jobs at once (measured: 8 concurrent checksum requests pass, 12 stall 30 s)
-IN_JOB_CHECKSUM_PARALLEL = 8
+#: at most this many such jobs at once: the server's checksum limit (see CHECKSUM_WINDOW)
+IN_JOB_CHECKSUM_PARALLEL = CHECKSUM_WINDOW
 
 
 def chunking(size: int | None) -> tuple[int, int]:
