@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -37,11 +37,14 @@ def require_service(key: str, what: str) -> str:
     value = services().get(key)
     if value:
         return value
-    message = f"{what} is not running ({key} missing in {SERVICES_FILE}); start it with: bash tests/services/up.sh"
+    missing(f"{what} is not running ({key} missing in {SERVICES_FILE}); start it with: bash tests/services/up.sh")
+
+
+def missing(message: str) -> NoReturn:
+    """Something a test needs is absent: skip on a developer machine, FAIL in CI (``CI=true``)."""
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
-    raise AssertionError("unreachable")
 
 
 def slurm_backend_options() -> dict[str, Any]:

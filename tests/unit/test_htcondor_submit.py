@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import missing
 
 import batchkit as bk
 from batchkit.backends.htcondor_language import describe_command, quote_arguments, validate_submit_commands
@@ -38,7 +39,6 @@ except ImportError:  # pragma: no cover - the CI installs the bindings
     _htcondor2 = None
 
 #: Same rule as tests/conftest.py: in CI a missing dependency fails instead of skipping.
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PWNED = Path("/tmp/batchkit-htcondor-pwned")
 
 NASTY = [
@@ -73,9 +73,7 @@ def condor() -> ModuleType:
     """The real HTCondor bindings: skipped on a developer machine without them, a failure in CI."""
     if _htcondor2 is None:
         message = "the HTCondor Python bindings are missing: .venv/bin/pip install 'htcondor>=24'"
-        if IN_CI:
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(message)
     return _htcondor2
 
 
