@@ -101,6 +101,13 @@ class Workflow:
             assert time.monotonic() < deadline, self.runs()
             time.sleep(0.2)
 
+    def interrupt_while_running(self) -> None:
+        """Start the workflow, press Ctrl+C once two tasks have run, and see it exit with an error."""
+        proc = self.start()
+        self.wait_for_runs(2)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) != 0
+
     def final(self) -> str:
         return (self.base / "results" / "final.txt").read_text().strip()
 
@@ -180,10 +187,7 @@ def test_kill9_while_jobs_run_then_restart_runs_no_task_twice(tmp_path: Path, ba
 
 def test_ctrl_c_on_the_local_backend_stops_the_jobs(tmp_path: Path) -> None:
     flow = Workflow(tmp_path, "local", B2L_SLEEP="60")
-    proc = flow.start()
-    flow.wait_for_runs(2)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) != 0
+    flow.interrupt_while_running()
     with flow.submission() as sub:
         jobs = sub.jobs
         assert jobs and {j.status for j in jobs} == {JobStatus.CANCELLED}
@@ -197,10 +201,7 @@ def test_ctrl_c_on_the_local_backend_stops_the_jobs(tmp_path: Path) -> None:
 @pytest.mark.slurm
 def test_ctrl_c_on_slurm_keeps_the_jobs_and_a_restart_reattaches(tmp_path: Path) -> None:
     flow = Workflow(tmp_path, "slurm", B2L_SLEEP="8")
-    proc = flow.start()
-    flow.wait_for_runs(2)
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60) != 0
+    flow.interrupt_while_running()
     assert "keep running" in flow.output()
     with flow.submission() as sub:
         active = [j for j in sub.jobs if j.job_id]
