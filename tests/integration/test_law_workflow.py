@@ -157,10 +157,10 @@ def test_interrupted_law_run_resumes_polling_the_same_jobs(tmp_path: Path) -> No
                     break
             time.sleep(0.2)
         assert first.poll() is None and len(ids) == 4, "law should be polling running jobs by now"
-        # Like a user pressing Ctrl+C again: law and luigi have bare ``except:`` clauses (e.g.
-        # law.util.colored, run for every status line) that swallow a KeyboardInterrupt raised
-        # while they run, so a single SIGINT is occasionally lost. Our part (nothing lost, no
-        # duplicates after the restart) is what the assertions below check.
+        # Like a user pressing Ctrl+C again if the first press did nothing: law has bare
+        # ``except:`` clauses (e.g. law.util.colored, run for every status line) that would
+        # swallow a KeyboardInterrupt raised inside them. Our part (nothing lost, no duplicates
+        # after the restart) is what the assertions below check.
         output = ""
         for _ in range(5):
             first.send_signal(signal.SIGINT)
